@@ -1,0 +1,379 @@
+"""Machinery shared by the Svenn and Tripletex sandbox servers.
+
+Both sandboxes host several isolated companies, keyed by a credential (a
+Tripletex employee token, a Svenn API key), and offer the same control surface
+outside the API prefix so tests and the demo can steer them:
+
+- ``POST /_sandbox/companies`` registers a company (``{"<key_field>": "...", "seed": ...}``),
+- ``POST /_sandbox/reset`` forgets everything but the start-up company,
+- ``POST`` / ``DELETE /_sandbox/faults`` injects or clears faults,
+- ``GET /_sandbox/stats[?<key_field>=K]`` counts requests per path template and writes.
+
+An API-specific hub subclasses :class:`SandboxHub`; the ASGI middleware here applies
+faults, rate limits and statistics in front of the API routes, so each sandbox
+only implements its own resources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import pickle
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+SEEDS = ("demo", "empty", "world")
+
+
+class SandboxError(Exception):
+    """A bad control request; becomes a 400 with the message."""
+
+
+@dataclass(frozen=True)
+class RateLimitSpec:
+    """``N`` requests per ``seconds`` (a rolling window), per company."""
+
+    requests: int
+    seconds: float
+
+    @classmethod
+    def parse(cls, text: str | None) -> RateLimitSpec | None:
+        if text is None or text.strip().lower() in ("", "off", "none"):
+            return None
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*", text)
+        if not match or int(match.group(1)) <= 0 or float(match.group(2)) <= 0:
+            raise ValueError(f"rate limit must be N/SECONDS (e.g. 100/10) or 'off', not {text!r}")
+        return cls(int(match.group(1)), float(match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.requests}/{self.seconds:g}"
+
+
+class RollingWindowLimiter:
+    """A sliding log per key: at most ``spec.requests`` in any ``spec.seconds``."""
+
+    def __init__(self, spec: RateLimitSpec, clock: Callable[[], float] = time.monotonic):
+        self.spec = spec
+        self._clock = clock
+        self._log: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+
+    def hit(self, key: str) -> tuple[bool, int, int]:
+        """Record a request; returns (allowed, remaining, seconds until a slot frees)."""
+        now = self._clock()
+        log = self._log[key]
+        while log and log[0] <= now - self.spec.seconds:
+            log.popleft()
+        allowed = len(log) < self.spec.requests
+        if allowed:
+            log.append(now)
+        remaining = self.spec.requests - len(log)
+        reset = int(max(0.0, log[0] + self.spec.seconds - now) + 0.999) if log else 0
+        return allowed, remaining, reset
+
+
+@dataclass
+class Fault:
+    """The next ``count`` matching requests wait ``delay_ms``, then fail with ``status``."""
+
+    path: re.Pattern[str]
+    method: str | None = None
+    status: int | None = None
+    count: int = 1
+    delay_ms: int = 0
+
+    @classmethod
+    def from_json(cls, body: Any) -> Fault:
+        if not isinstance(body, dict) or not isinstance(body.get("path"), str):
+            raise SandboxError("a fault needs 'path' (a regular expression)")
+        try:
+            pattern = re.compile(body["path"])
+        except re.error as exc:
+            raise SandboxError(f"'path' is not a valid regular expression: {exc}") from exc
+        status = body.get("status")
+        if status is not None and (not isinstance(status, int) or not 100 <= status <= 599):
+            raise SandboxError("'status' must be an HTTP status code")
+        count, delay = body.get("count", 1), body.get("delay_ms", 0)
+        if not isinstance(count, int) or count < 1:
+            raise SandboxError("'count' must be a positive integer")
+        if not isinstance(delay, int) or delay < 0:
+            raise SandboxError("'delay_ms' must be a non-negative integer")
+        method = body.get("method")
+        return cls(pattern, method.upper() if method else None, status, count, delay)
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and bool(self.path.search(path))
+
+
+@dataclass
+class Stats:
+    requests: collections.Counter[str] = field(default_factory=collections.Counter)
+    writes: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"requests": dict(sorted(self.requests.items())), "writes": self.writes}
+
+
+class SandboxHub:
+    """Companies, faults, statistics and persistence of one sandbox server.
+
+    Subclasses set the class attributes and implement :meth:`build_company`,
+    :meth:`company_key` and :meth:`error_response`.
+    """
+
+    name: str = "sandbox"
+    api_prefix: str = "/api"
+    key_field: str = "key"
+    #: Path templates (without prefix) of record resources whose writes count in stats.
+    write_resources: tuple[str, ...] = ()
+    #: Rate-limit headers: (limit, remaining, reset) header names.
+    rate_limit_headers: tuple[str, str, str] = (
+        "RateLimit-Limit",
+        "RateLimit-Remaining",
+        "RateLimit-Reset",
+    )
+
+    def __init__(
+        self,
+        *,
+        startup_key: str,
+        startup_seed: str = "demo",
+        seed_options: dict[str, Any] | None = None,
+        state_file: str | Path | None = None,
+        rate_limit: RateLimitSpec | None = None,
+    ):
+        self.startup_key = startup_key
+        self.state_file = Path(state_file) if state_file else None
+        self.limiter = RollingWindowLimiter(rate_limit) if rate_limit else None
+        self.faults: list[Fault] = []
+        self.stats: dict[str, Stats] = collections.defaultdict(Stats)
+        self.companies: dict[str, Any] = {}
+        self._dirty = False
+        self._save_lock = threading.Lock()
+        if not (self.state_file and self._load_state()):
+            self.create_company(startup_key, startup_seed, seed_options or {})
+
+    # -- to implement per API -------------------------------------------------------------
+    def build_company(self, key: str, seed: str, options: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def company_key(self, scope: dict[str, Any]) -> str | None:
+        """The company a request belongs to (from its credentials), or None."""
+        raise NotImplementedError
+
+    def error_response(self, status: int, message: str | None = None) -> Response:
+        """The API's own error body for an injected fault or a rate-limit refusal."""
+        raise NotImplementedError
+
+    # -- companies ------------------------------------------------------------------------
+    def create_company(self, key: str, seed: str, options: dict[str, Any]) -> Any:
+        if not isinstance(key, str) or not key.strip():
+            raise SandboxError(f"'{self.key_field}' must be a non-empty string")
+        if seed not in SEEDS:
+            raise SandboxError(f"'seed' must be one of {', '.join(SEEDS)}")
+        company = self.build_company(key, seed, options)
+        self.companies[key] = company
+        self.mark_dirty()
+        return company
+
+    def reset(self) -> None:
+        startup = self.companies.get(self.startup_key)
+        self.companies = {self.startup_key: startup} if startup is not None else {}
+        self.faults.clear()
+        self.stats.clear()
+        if self.limiter:
+            self.limiter = RollingWindowLimiter(self.limiter.spec)
+        self.mark_dirty()
+
+    # -- persistence ----------------------------------------------------------------------
+    def mark_dirty(self) -> None:
+        self._dirty = True
+
+    def save_state(self) -> None:
+        """Write all companies atomically (temp file + rename), if anything changed."""
+        if not self.state_file or not self._dirty:
+            return
+        with self._save_lock:
+            self._dirty = False
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=".sandbox-state-")
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump({"name": self.name, "companies": self.companies}, fh, protocol=5)
+            os.replace(tmp, self.state_file)
+
+    def _load_state(self) -> bool:
+        if not self.state_file.exists():
+            return False
+        with self.state_file.open("rb") as fh:
+            state = pickle.load(fh)
+        if state.get("name") != self.name:
+            raise SystemExit(
+                f"{self.state_file} holds a {state.get('name')} sandbox, not {self.name}"
+            )
+        self.companies = state["companies"]
+        return True
+
+    # -- statistics -----------------------------------------------------------------------
+    def record(self, key: str | None, method: str, template: str) -> None:
+        stats = self.stats[key or "-"]
+        stats.requests[f"{method} {template}"] += 1
+        if method in ("POST", "PUT", "PATCH", "DELETE") and self.is_write_template(template):
+            stats.writes += 1
+            self.mark_dirty()
+
+    def is_write_template(self, template: str) -> bool:
+        rest = (
+            template[len(self.api_prefix) :] if template.startswith(self.api_prefix) else template
+        )
+        return any(rest == r or rest.startswith(r + "/") for r in self.write_resources)
+
+    def stats_json(self, key: str | None) -> dict[str, Any]:
+        if key is not None:
+            return self.stats[key].as_json() if key in self.stats else Stats().as_json()
+        total = Stats()
+        for key_, stats in self.stats.items():
+            if key_ != "-" or stats.requests:
+                total.requests.update(stats.requests)
+                total.writes += stats.writes
+        return total.as_json()
+
+
+class SandboxMiddleware:
+    """Faults, rate limiting and request statistics for the API routes (pure ASGI)."""
+
+    def __init__(self, app: Any, hub: SandboxHub):
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.hub.api_prefix):
+            await self.app(scope, receive, send)
+            return
+        hub = self.hub
+        method, path = scope["method"], scope["path"]
+        key = hub.company_key(scope)
+        extra_headers: list[tuple[bytes, bytes]] = []
+        try:
+            fault = next((f for f in hub.faults if f.matches(method, path)), None)
+            if fault is not None:
+                fault.count -= 1
+                if fault.count <= 0:
+                    hub.faults.remove(fault)
+                if fault.delay_ms:
+                    await asyncio.sleep(fault.delay_ms / 1000)
+                if fault.status is not None:
+                    await hub.error_response(fault.status)(scope, receive, send)
+                    return
+            if hub.limiter is not None:
+                allowed, remaining, reset = hub.limiter.hit(key or "-")
+                limit_h, remaining_h, reset_h = hub.rate_limit_headers
+                if not allowed:
+                    await hub.error_response(429)(scope, receive, send)
+                    return
+                extra_headers = [
+                    (limit_h.encode(), str(hub.limiter.spec.requests).encode()),
+                    (remaining_h.encode(), str(remaining).encode()),
+                    (reset_h.encode(), str(reset).encode()),
+                ]
+
+            async def send_with_headers(message: dict) -> None:
+                if message["type"] == "http.response.start" and extra_headers:
+                    message = {**message, "headers": [*message.get("headers", []), *extra_headers]}
+                await send(message)
+
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or path
+            hub.record(key, method, template)
+
+
+def control_router(hub: SandboxHub) -> APIRouter:
+    """The ``/_sandbox`` endpoints, identical in both sandboxes but for the key's name."""
+    router = APIRouter(prefix="/_sandbox", include_in_schema=False)
+
+    async def body_of(request: Request) -> Any:
+        raw = await request.body()
+        if not raw:
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise SandboxError(f"body is not JSON: {exc}") from exc
+
+    @router.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"service": hub.name, "companies": len(hub.companies)}
+
+    @router.post("/companies", status_code=201)
+    async def register_company(request: Request) -> dict[str, Any]:
+        body = await body_of(request)
+        if not isinstance(body, dict):
+            raise SandboxError("body must be a JSON object")
+        key = body.get(hub.key_field)
+        seed = body.get("seed", "demo")
+        options = {k: v for k, v in body.items() if k not in (hub.key_field, "seed")}
+        hub.create_company(key, seed, options)
+        return {hub.key_field: key, "seed": seed}
+
+    @router.post("/reset")
+    async def reset() -> dict[str, Any]:
+        hub.reset()
+        return {"companies": list(hub.companies)}
+
+    @router.post("/faults", status_code=201)
+    async def add_fault(request: Request) -> dict[str, Any]:
+        hub.faults.append(Fault.from_json(await body_of(request)))
+        return {"faults": len(hub.faults)}
+
+    @router.delete("/faults")
+    async def clear_faults() -> dict[str, Any]:
+        hub.faults.clear()
+        return {"faults": 0}
+
+    @router.get("/stats")
+    async def stats(request: Request) -> dict[str, Any]:
+        return hub.stats_json(request.query_params.get(hub.key_field))
+
+    return router
+
+
+def install(app: FastAPI, hub: SandboxHub) -> FastAPI:
+    """Wire the shared machinery into an API app: control routes, middleware, persistence."""
+    app.include_router(control_router(hub))
+    app.add_middleware(SandboxMiddleware, hub=hub)
+    app.state.hub = hub
+
+    @app.exception_handler(SandboxError)
+    async def sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    if hub.state_file:
+
+        async def autosave() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                await asyncio.to_thread(hub.save_state)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI):
+            task = asyncio.create_task(autosave())
+            try:
+                yield
+            finally:
+                task.cancel()
+                hub.save_state()
+
+        app.router.lifespan_context = lifespan
+    return app
