@@ -1,0 +1,237 @@
+"""The tenants file: which Svenn companies are synced with which Tripletex account.
+
+A tenant is one Svenn company with the integration switched on (SYNC-RULES §0).
+The file (``SYNC_TENANTS_FILE``, default ``data/tenants.yaml``) holds each
+tenant's API addresses and credentials; credentials are normally ``${VAR}``
+references so the file itself can be committed without secrets. Any problem
+with the file is reported as one ``TenantConfigError`` line naming the tenant
+and field, never the secret value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+from urllib.parse import urlsplit
+
+import dagster as dg
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from sync_pipeline.resources.svenn import SvennClient
+from sync_pipeline.resources.tripletex import TripletexClient
+
+TENANTS_FILE_ENV = "SYNC_TENANTS_FILE"
+DEFAULT_TENANTS_FILE = "data/tenants.yaml"
+
+_TENANT_KEY_RE = re.compile(r"^[a-z0-9_-]+$")
+_VAR_RE = re.compile(r"\$\{([^}]*)\}")
+_VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class TenantConfigError(ValueError):
+    """The tenants file cannot be used; the message is one line for an operator."""
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise ValueError("must not contain credentials")
+    if parts.query or parts.fragment:
+        raise ValueError("must not contain a query or fragment")
+    return value.rstrip("/")
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class SvennSettings(_Settings):
+    base_url: str
+    api_key: SecretStr
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _check_url(v)
+
+    @field_validator("api_key")
+    @classmethod
+    def _not_blank(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return v
+
+
+class TripletexSettings(_Settings):
+    base_url: str
+    consumer_token: SecretStr
+    employee_token: SecretStr
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _check_url(v)
+
+    @field_validator("consumer_token", "employee_token")
+    @classmethod
+    def _not_blank(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return v
+
+
+class TenantConfig(_Settings):
+    """One tenant. ``mode`` is G9 (review = plan only); the optional fields tune P10, E4, G2, G7."""
+
+    key: str
+    mode: Literal["active", "review"]
+    svenn: SvennSettings
+    tripletex: TripletexSettings
+    default_project_manager_employee_number: str | None = None
+    default_department_id: int | None = Field(default=None, gt=0)
+    conflict_policy: Literal["newest_wins", "tripletex_wins", "svenn_wins"] = "newest_wins"
+    mass_delete_threshold: float = Field(default=0.2, gt=0, le=1)
+    employee_user_type: Literal["NO_ACCESS", "STANDARD", "EXTENDED"] = "NO_ACCESS"
+
+    def tripletex_client(self, **overrides: Any) -> TripletexClient:
+        """A Tripletex client with this tenant's credentials (``overrides``: other client fields)."""
+        return TripletexClient(
+            base_url=self.tripletex.base_url,
+            consumer_token=self.tripletex.consumer_token.get_secret_value(),
+            employee_token=self.tripletex.employee_token.get_secret_value(),
+            **overrides,
+        )
+
+    def svenn_client(self, **overrides: Any) -> SvennClient:
+        return SvennClient(
+            base_url=self.svenn.base_url,
+            api_key=self.svenn.api_key.get_secret_value(),
+            **overrides,
+        )
+
+
+def tenants_file_path() -> Path:
+    """``$SYNC_TENANTS_FILE`` or ``data/tenants.yaml`` (relative to the working directory)."""
+    return Path(os.environ.get(TENANTS_FILE_ENV) or DEFAULT_TENANTS_FILE)
+
+
+def _substitute(value: Any, where: str, fail: Any) -> Any:
+    """Replace ``${VAR}`` in every string with the environment's value."""
+    if isinstance(value, dict):
+        return {
+            k: _substitute(v, f"{where}.{k}" if where else str(k), fail) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_substitute(v, f"{where}[{i}]", fail) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1).strip()
+        if not _VAR_NAME_RE.match(name):
+            fail(where, f"'${{{match.group(1)}}}' is not a valid environment variable reference")
+        env = os.environ.get(name)
+        if env is None:
+            fail(where, f"environment variable {name} is not set")
+        return env
+
+    return _VAR_RE.sub(replace, value)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    message = str(error.get("msg", "is invalid"))
+    return message.removeprefix("Value error, ")
+
+
+def load_tenants(path: str | Path | None = None) -> dict[str, TenantConfig]:
+    """Read and validate the tenants file; raise ``TenantConfigError`` with one clear line."""
+    path = Path(path) if path is not None else tenants_file_path()
+    label = path.name
+
+    def fail(where: str, problem: str, tenant: str | None = None) -> NoReturn:
+        prefix = f"{label}: " + (f"tenant '{tenant}': " if tenant else "")
+        raise TenantConfigError(f"{prefix}{where + ': ' if where else ''}{problem}")
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TenantConfigError(
+            f"{path}: tenants file not found (set {TENANTS_FILE_ENV} or create it from "
+            "data/tenants.template.yaml)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TenantConfigError(
+            f"{path}: cannot read tenants file ({type(exc).__name__})"
+        ) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "YAML"
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise TenantConfigError(f"{label}: {where}: invalid YAML ({problem})") from None
+
+    if not isinstance(raw, dict):
+        fail("", "must be a mapping with a 'tenants' key")
+    unknown = sorted(str(k) for k in raw if k != "tenants")
+    if unknown:
+        fail(unknown[0], "unknown key")
+    tenants_raw = raw.get("tenants")
+    if not isinstance(tenants_raw, dict) or not tenants_raw:
+        fail("tenants", "must be a mapping of tenant key to settings, with at least one tenant")
+
+    tenants: dict[str, TenantConfig] = {}
+    for key, body in tenants_raw.items():
+        key_text = str(key)
+        if not isinstance(key, str) or not _TENANT_KEY_RE.match(key):
+            fail("", "tenant key must match [a-z0-9_-]+", tenant=key_text)
+        if not isinstance(body, dict):
+            fail("", "must be a mapping of settings", tenant=key_text)
+        if "key" in body:
+            fail("key", "unknown key (the tenant key is the mapping key)", tenant=key_text)
+        resolved = _substitute(
+            body, "", lambda where, problem, t=key_text: fail(where, problem, tenant=t)
+        )
+        try:
+            tenants[key] = TenantConfig.model_validate({**resolved, "key": key})
+        except ValidationError as exc:
+            first = exc.errors(include_input=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            fail(where, _describe(first), tenant=key_text)
+    return tenants
+
+
+class TenantsResource(dg.ConfigurableResource):
+    """The tenants file as a Dagster resource: read on use, so edits apply to the next run."""
+
+    tenants_file: str = Field(
+        default=DEFAULT_TENANTS_FILE, description="Path of the tenants YAML file."
+    )
+
+    def load(self) -> dict[str, TenantConfig]:
+        return load_tenants(self.tenants_file)
+
+    def get(self, key: str) -> TenantConfig:
+        tenants = self.load()
+        if key not in tenants:
+            known = ", ".join(sorted(tenants)) or "none"
+            raise TenantConfigError(
+                f"{Path(self.tenants_file).name}: unknown tenant '{key}' (known: {known})"
+            )
+        return tenants[key]
+
+    def tripletex_client(self, key: str, **overrides: Any) -> TripletexClient:
+        return self.get(key).tripletex_client(**overrides)
+
+    def svenn_client(self, key: str, **overrides: Any) -> SvennClient:
+        return self.get(key).svenn_client(**overrides)
