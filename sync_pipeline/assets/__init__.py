@@ -1,0 +1,1 @@
+"""Dagster assets in three groups: ``extract`` → ``rules`` → ``apply``."""

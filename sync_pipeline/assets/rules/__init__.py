@@ -1,0 +1,1 @@
+"""The rule engine (group ``rules``): eligibility, matching, numbering, merge, plan."""

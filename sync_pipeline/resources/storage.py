@@ -1,0 +1,192 @@
+"""DuckDB storage: the schema of every table, versioned migrations, and the resource.
+
+Schemas: ``raw`` (API records as extracted), ``staging`` (the canonical model of
+SYNC-RULES §0), ``sync`` (links, plan, findings, conflicts, the write-ahead
+operations log, the error log and the runs). Every table carries ``tenant``.
+
+Migrations are append-only: never edit a shipped one, add the next version.
+They run automatically, in one transaction each, whenever a connection is
+opened, and are idempotent (``sync.schema_migrations``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from sync_pipeline.model import (
+    COMMON_STAGING_COLUMNS,
+    ENTITIES,
+    SIDES,
+    STAGING_COLUMNS,
+    staging_table,
+)
+
+DEFAULT_DUCKDB_PATH = "data/sync_pipeline.duckdb"
+
+
+def duckdb_path() -> str:
+    """``SYNC_DUCKDB_PATH`` or the default; not ``sync.duckdb``, whose catalog would clash with
+    the ``sync`` schema."""
+    return os.environ.get("SYNC_DUCKDB_PATH", DEFAULT_DUCKDB_PATH)
+
+
+def _staging_ddl() -> str:
+    statements = []
+    for side in SIDES:
+        for entity in ENTITIES:
+            cols = {**COMMON_STAGING_COLUMNS, **STAGING_COLUMNS[entity]}
+            body = ",\n  ".join(f"{name} {kind}" for name, kind in cols.items())
+            statements.append(
+                f"CREATE TABLE IF NOT EXISTS {staging_table(side, entity)} (\n  {body}\n);"
+            )
+    return "\n".join(statements)
+
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "schemas, staging tables and sync state",
+        """
+CREATE SCHEMA IF NOT EXISTS raw;
+CREATE SCHEMA IF NOT EXISTS staging;
+CREATE SCHEMA IF NOT EXISTS sync;
+"""
+        + _staging_ddl()
+        + """
+-- One row per extract of one entity from one system (G7: deletions only from complete ones).
+CREATE TABLE IF NOT EXISTS sync.extracts (
+  tenant VARCHAR NOT NULL, system VARCHAR NOT NULL, entity VARCHAR NOT NULL,
+  run_id VARCHAR, mode VARCHAR NOT NULL,          -- 'full' | 'incremental'
+  complete BOOLEAN NOT NULL, row_count BIGINT, requests BIGINT,
+  started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ,
+  watermark VARCHAR,                              -- Svenn updated_since / Tripletex digests (JSON)
+  error VARCHAR
+);
+
+-- The pairs the sync maintains (SYNC-RULES §0 "link"); only the apply step writes it.
+CREATE TABLE IF NOT EXISTS sync.links (
+  tenant VARCHAR NOT NULL, entity VARCHAR NOT NULL,
+  svenn_id BIGINT, tripletex_id BIGINT, key VARCHAR,
+  origin VARCHAR NOT NULL,                        -- 'svenn' | 'tripletex' | 'matched'
+  state VARCHAR NOT NULL,                         -- 'active' | 'detached'
+  base JSON,                                      -- canonical values both sides agreed on (G2, G6)
+  tripletex_version BIGINT, svenn_version BIGINT,
+  linked_at TIMESTAMPTZ NOT NULL, last_synced_at TIMESTAMPTZ
+);
+
+-- One row per operation of a run's plan, dependencies first (seq).
+CREATE TABLE IF NOT EXISTS sync.plan (
+  tenant VARCHAR NOT NULL, run_id VARCHAR NOT NULL, seq INTEGER NOT NULL,
+  entity VARCHAR NOT NULL,
+  target VARCHAR NOT NULL,                        -- 'svenn' | 'tripletex' | 'state'
+  operation VARCHAR NOT NULL,                     -- create|update|link|detach|complete|delete|set_number
+  svenn_id BIGINT, tripletex_id BIGINT, key VARCHAR, label VARCHAR,
+  payload JSON,                                   -- the exact body to send
+  fields VARCHAR[], rule_ids VARCHAR[], reason VARCHAR,
+  expected_version BIGINT,                        -- Tripletex version / Svenn If-Match
+  base_after JSON,                                -- the link's base once applied
+  apply BOOLEAN NOT NULL,                         -- false in review mode (G9) or held (G7)
+  held_reason VARCHAR,
+  planned_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sync.conflicts (
+  tenant VARCHAR NOT NULL, run_id VARCHAR NOT NULL, entity VARCHAR NOT NULL,
+  svenn_id BIGINT, tripletex_id BIGINT, field VARCHAR NOT NULL,
+  base_value JSON, svenn_value JSON, tripletex_value JSON, winner VARCHAR NOT NULL,
+  svenn_modified_at TIMESTAMPTZ, tripletex_modified_at TIMESTAMPTZ,
+  detected_at TIMESTAMPTZ NOT NULL
+);
+
+-- Why a record is not (fully) synced in this run: rules and API rejections alike.
+CREATE TABLE IF NOT EXISTS sync.findings (
+  tenant VARCHAR NOT NULL, run_id VARCHAR NOT NULL, entity VARCHAR,
+  side VARCHAR, svenn_id BIGINT, tripletex_id BIGINT, record_label VARCHAR,
+  code VARCHAR NOT NULL, severity VARCHAR NOT NULL, rule_id VARCHAR,
+  message VARCHAR NOT NULL, details JSON
+);
+
+-- Write-ahead log: intent before the call, outcome after (G5).
+CREATE TABLE IF NOT EXISTS sync.operations (
+  tenant VARCHAR NOT NULL, run_id VARCHAR NOT NULL, seq INTEGER NOT NULL,
+  entity VARCHAR NOT NULL, target VARCHAR NOT NULL, operation VARCHAR NOT NULL,
+  svenn_id BIGINT, tripletex_id BIGINT, key VARCHAR, idempotency_key VARCHAR,
+  state VARCHAR NOT NULL,                         -- 'intent' | 'done' | 'failed' | 'skipped'
+  result_id BIGINT, error JSON,
+  started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ
+);
+
+-- The error log analysts query (G10): one open row per (tenant, code, entity, record).
+CREATE TABLE IF NOT EXISTS sync.errors (
+  tenant VARCHAR NOT NULL, code VARCHAR NOT NULL, severity VARCHAR NOT NULL,
+  entity VARCHAR, svenn_id BIGINT, tripletex_id BIGINT, record_label VARCHAR,
+  message VARCHAR NOT NULL, details JSON,
+  first_seen_at TIMESTAMPTZ NOT NULL, last_seen_at TIMESTAMPTZ NOT NULL,
+  resolved_at TIMESTAMPTZ, run_id VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS sync.runs (
+  tenant VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
+  mode VARCHAR, full_extract BOOLEAN,
+  started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ,
+  outcome VARCHAR,                                -- 'success' | 'partial' | 'failed' | 'review'
+  counts JSON, errors_opened INTEGER, errors_resolved INTEGER,
+  requests JSON, duration_s DOUBLE, reason VARCHAR
+);
+
+-- Operator decisions: go-live of a review tenant (G9), release of held deletions (G7).
+CREATE TABLE IF NOT EXISTS sync.approvals (
+  tenant VARCHAR NOT NULL, action VARCHAR NOT NULL, actor VARCHAR NOT NULL,
+  approved_at TIMESTAMPTZ NOT NULL, consumed_by_run VARCHAR
+);
+""",
+    ),
+]
+
+
+def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply the migrations this database lacks; returns the versions applied."""
+    conn.execute(
+        "CREATE SCHEMA IF NOT EXISTS sync;"
+        "CREATE TABLE IF NOT EXISTS sync.schema_migrations ("
+        " version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())"
+    )
+    done = {row[0] for row in conn.execute("SELECT version FROM sync.schema_migrations").fetchall()}
+    applied = []
+    for version, name, sql in MIGRATIONS:
+        if version in done:
+            continue
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(sql)
+            conn.execute(
+                "INSERT INTO sync.schema_migrations (version, name) VALUES (?, ?)", [version, name]
+            )
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+class SyncDuckDB(DuckDBResource):
+    """dagster-duckdb's resource, with the project's migrations run on first connect.
+
+    Connections are opened per unit of work and closed at once, so analysts can
+    open the file between a run's writes (DuckDB allows one writing process).
+    """
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self.database != ":memory:":
+            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with super().get_connection() as conn:
+            migrate(conn)  # two cheap queries when nothing is pending
+            yield conn
