@@ -1,0 +1,3 @@
+"""Asset checks that are not defined beside their asset."""
+
+CHECKS: list = []
