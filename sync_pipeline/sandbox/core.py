@@ -82,6 +82,14 @@ class RollingWindowLimiter:
         reset = int(max(0.0, log[0] + self.spec.seconds - now) + 0.999) if log else 0
         return allowed, remaining, reset
 
+    def peek(self, key: str) -> tuple[int, int]:
+        """(remaining, seconds until a slot frees) without recording a request."""
+        now = self._clock()
+        log = self._log.get(key) or ()
+        live = [t for t in log if t > now - self.spec.seconds]
+        reset = int(max(0.0, live[0] + self.spec.seconds - now) + 0.999) if live else 0
+        return self.spec.requests - len(live), reset
+
 
 @dataclass
 class Fault:
@@ -143,6 +151,9 @@ class SandboxHub:
         "RateLimit-Remaining",
         "RateLimit-Reset",
     )
+    #: Window announced in the rate-limit headers while limiting is off (it never refuses);
+    #: None sends no rate-limit headers then.
+    nominal_rate_limit: RateLimitSpec | None = None
 
     def __init__(
         self,
@@ -224,6 +235,36 @@ class SandboxHub:
         self.companies = state["companies"]
         return True
 
+    # -- rate limiting --------------------------------------------------------------------
+    def rate_limit(
+        self, key: str | None, *, consume: bool = True
+    ) -> tuple[bool, list[tuple[bytes, bytes]]]:
+        """Whether a request may proceed, and the rate-limit headers of its response.
+
+        A refusal also carries ``Retry-After``. ``consume=False`` reports the window
+        without counting the request (for responses of injected faults).
+        """
+        if self.limiter is not None:
+            limit = self.limiter.spec.requests
+            if consume:
+                allowed, remaining, reset = self.limiter.hit(key or "-")
+            else:
+                allowed, (remaining, reset) = True, self.limiter.peek(key or "-")
+        elif self.nominal_rate_limit is not None:
+            limit = remaining = self.nominal_rate_limit.requests
+            allowed, reset = True, 0
+        else:
+            return True, []
+        limit_h, remaining_h, reset_h = self.rate_limit_headers
+        headers = [
+            (limit_h.encode(), str(limit).encode()),
+            (remaining_h.encode(), str(remaining).encode()),
+            (reset_h.encode(), str(reset).encode()),
+        ]
+        if not allowed:
+            headers.append((b"Retry-After", str(max(reset, 1)).encode()))
+        return allowed, headers
+
     # -- statistics -----------------------------------------------------------------------
     def record(self, key: str | None, method: str, template: str) -> None:
         stats = self.stats[key or "-"]
@@ -263,7 +304,6 @@ class SandboxMiddleware:
         hub = self.hub
         method, path = scope["method"], scope["path"]
         key = hub.company_key(scope)
-        extra_headers: list[tuple[bytes, bytes]] = []
         try:
             fault = next((f for f in hub.faults if f.matches(method, path)), None)
             if fault is not None:
@@ -273,30 +313,36 @@ class SandboxMiddleware:
                 if fault.delay_ms:
                     await asyncio.sleep(fault.delay_ms / 1000)
                 if fault.status is not None:
-                    await hub.error_response(fault.status)(scope, receive, send)
+                    _, headers = hub.rate_limit(key, consume=False)
+                    if fault.status == 429:
+                        headers.append((b"Retry-After", b"1"))
+                    response = hub.error_response(fault.status)
+                    await response(scope, receive, _adding_headers(send, headers))
                     return
-            if hub.limiter is not None:
-                allowed, remaining, reset = hub.limiter.hit(key or "-")
-                limit_h, remaining_h, reset_h = hub.rate_limit_headers
-                if not allowed:
-                    await hub.error_response(429)(scope, receive, send)
-                    return
-                extra_headers = [
-                    (limit_h.encode(), str(hub.limiter.spec.requests).encode()),
-                    (remaining_h.encode(), str(remaining).encode()),
-                    (reset_h.encode(), str(reset).encode()),
-                ]
-
-            async def send_with_headers(message: dict) -> None:
-                if message["type"] == "http.response.start" and extra_headers:
-                    message = {**message, "headers": [*message.get("headers", []), *extra_headers]}
-                await send(message)
-
-            await self.app(scope, receive, send_with_headers)
+            allowed, headers = hub.rate_limit(key)
+            if not allowed:
+                await hub.error_response(429)(scope, receive, _adding_headers(send, headers))
+                return
+            await self.app(scope, receive, _adding_headers(send, headers))
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or path
             hub.record(key, method, template)
+
+
+def _adding_headers(send: Callable, headers: list[tuple[bytes, bytes]]) -> Callable:
+    """Wrap ``send`` to add ``headers`` to the response, unless the app set them itself."""
+    if not headers:
+        return send
+
+    async def send_with_headers(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            own = {name.lower() for name, _ in message.get("headers", [])}
+            extra = [(n, v) for n, v in headers if n.lower() not in own]
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return send_with_headers
 
 
 def control_router(hub: SandboxHub) -> APIRouter:
