@@ -22,7 +22,16 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import InvalidHeader
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    InvalidHeader,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
 from urllib3.util.retry import Retry
 
 logger = logging.getLogger(__name__)
@@ -481,26 +490,33 @@ class ApiSession:
 
 def _transport_reason(exc: requests.RequestException) -> str:
     """A short cause without the URL (which may carry a token in its query)."""
-    if isinstance(exc, requests.ConnectTimeout):
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, MaxRetryError) and cause.reason is not None:
+            cause = cause.reason
+            continue
+        if isinstance(cause, requests.ConnectTimeout | requests.ReadTimeout):
+            pass
+        elif isinstance(cause, requests.RequestException) and cause.args:
+            inner = cause.args[0]
+            if isinstance(inner, BaseException):
+                cause = inner
+                continue
+        break
+    text = str(cause)
+    if isinstance(cause, NameResolutionError):
+        return "host not found"
+    if isinstance(cause, NewConnectionError):
+        return "connection refused" if "refused" in text.lower() else "cannot connect"
+    if isinstance(cause, ConnectTimeoutError | requests.ConnectTimeout):
         return "connect timeout"
-    if isinstance(exc, requests.ReadTimeout):
+    if isinstance(cause, ReadTimeoutError | requests.ReadTimeout):
         return "read timeout"
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(cause, SSLError | requests.exceptions.SSLError):
         return "TLS error"
-    if isinstance(exc, requests.ConnectionError):
-        text = str(exc)
-        for marker, reason in (
-            ("Connection refused", "connection refused"),
-            ("Name or service not known", "host not found"),
-            ("nodename nor servname", "host not found"),
-            ("RemoteDisconnected", "connection closed by server"),
-            ("Connection reset", "connection reset"),
-            ("Max retries exceeded", "connection failed"),
-        ):
-            if marker in text:
-                return reason
-        return "connection failed"
-    return type(exc).__name__
+    if isinstance(cause, ProtocolError):
+        return "connection closed by server"
+    return "connection failed"
 
 
 def error_body(response: requests.Response) -> Any:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -56,9 +56,18 @@ _NO_DIGEST_PREFIX = "'If-None-Match'"
 _DIGEST_PROBE = "sync-pipeline-probe"
 
 
+def oslo_date(moment: datetime) -> date:
+    """The Oslo calendar date at ``moment`` (naive = UTC).
+
+    Session expiry dates are Oslo dates: a UTC date is wrong for one or two hours a day.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(OSLO).date()
+
+
 def oslo_today() -> date:
-    """Session expiry dates are Oslo dates: a UTC date is wrong for two hours a day."""
-    return datetime.now(OSLO).date()
+    return oslo_date(datetime.now(UTC))
 
 
 @dataclass(frozen=True)
