@@ -97,8 +97,8 @@ class SvennClient(dg.ConfigurableResource):
 
     _api: ApiSession | None = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
-    _clock: Clock = PrivateAttr(default=time.monotonic)
-    _sleeper: Sleeper = PrivateAttr(default=time.sleep)
+    _clock: Clock | None = PrivateAttr(default=None)
+    _sleeper: Sleeper | None = PrivateAttr(default=None)
 
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
@@ -135,8 +135,8 @@ class SvennClient(dg.ConfigurableResource):
                     rate_limit_requests=self.rate_limit_requests,
                     rate_limit_seconds=self.rate_limit_seconds,
                     secrets=self._secrets,
-                    clock=self._clock,
-                    sleeper=self._sleeper,
+                    clock=self._clock or time.monotonic,
+                    sleeper=self._sleeper or time.sleep,
                 )
             return self._api
 

@@ -172,9 +172,9 @@ class TripletexClient(dg.ConfigurableResource):
     _lock: Any = PrivateAttr(default_factory=threading.RLock)
     _session_token: str | None = PrivateAttr(default=None)
     _session_expires: date | None = PrivateAttr(default=None)
-    _today: Callable[[], date] = PrivateAttr(default=oslo_today)
-    _clock: Clock = PrivateAttr(default=time.monotonic)
-    _sleeper: Sleeper = PrivateAttr(default=time.sleep)
+    _today: Callable[[], date] | None = PrivateAttr(default=None)
+    _clock: Clock | None = PrivateAttr(default=None)
+    _sleeper: Sleeper | None = PrivateAttr(default=None)
 
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
@@ -219,8 +219,8 @@ class TripletexClient(dg.ConfigurableResource):
                     rate_limit_requests=self.rate_limit_requests,
                     rate_limit_seconds=self.rate_limit_seconds,
                     secrets=self._secrets,
-                    clock=self._clock,
-                    sleeper=self._sleeper,
+                    clock=self._clock or time.monotonic,
+                    sleeper=self._sleeper or time.sleep,
                 )
             return self._api
 
@@ -249,11 +249,14 @@ class TripletexClient(dg.ConfigurableResource):
         """The Oslo date at whose start the current session token stops working."""
         return self._session_expires
 
+    def _oslo_today(self) -> date:
+        return (self._today or oslo_today)()
+
     def _session_is_fresh(self) -> bool:
         if self._session_token is None or self._session_expires is None:
             return False
         margin = timedelta(days=1 if self.session_days > 1 else 0)
-        return self._today() < self._session_expires - margin
+        return self._oslo_today() < self._session_expires - margin
 
     def _session(self) -> str:
         with self._lock:
@@ -263,7 +266,7 @@ class TripletexClient(dg.ConfigurableResource):
             return self._session_token
 
     def _create_session(self) -> None:
-        expires = self._today() + timedelta(days=self.session_days)
+        expires = self._oslo_today() + timedelta(days=self.session_days)
         response = self._http().request(
             "PUT",
             "/token/session/:create",
