@@ -147,6 +147,53 @@ CREATE TABLE IF NOT EXISTS sync.approvals (
 );
 """,
     ),
+    (
+        2,
+        "raw tables: the API records as extracted",
+        """
+-- One table per system and entity: the API's fields as columns (references as <field>_id),
+-- the whole record as raw_json, and when it was fetched. Tripletex rows also keep the
+-- listing and page they came from, so a page answered 304 is kept as it is.
+CREATE TABLE IF NOT EXISTS raw.svenn_employees (
+  tenant VARCHAR NOT NULL, extracted_at TIMESTAMPTZ NOT NULL, id BIGINT, version BIGINT,
+  employee_number VARCHAR, first_name VARCHAR, last_name VARCHAR, email VARCHAR,
+  phone VARCHAR, is_active BOOLEAN, created_at VARCHAR, updated_at VARCHAR,
+  deleted_at VARCHAR, raw_json JSON
+);
+CREATE TABLE IF NOT EXISTS raw.svenn_customers (
+  tenant VARCHAR NOT NULL, extracted_at TIMESTAMPTZ NOT NULL, id BIGINT, version BIGINT,
+  customer_number VARCHAR, name VARCHAR, email VARCHAR, phone VARCHAR,
+  organization_number VARCHAR, is_active BOOLEAN, created_at VARCHAR, updated_at VARCHAR,
+  deleted_at VARCHAR, raw_json JSON
+);
+CREATE TABLE IF NOT EXISTS raw.svenn_projects (
+  tenant VARCHAR NOT NULL, extracted_at TIMESTAMPTZ NOT NULL, id BIGINT, version BIGINT,
+  display_id VARCHAR, name VARCHAR, description VARCHAR, start_date VARCHAR, end_date VARCHAR,
+  status VARCHAR, parent_id BIGINT, customer_id BIGINT, project_manager_id BIGINT,
+  member_ids BIGINT[], created_at VARCHAR, updated_at VARCHAR, deleted_at VARCHAR,
+  raw_json JSON
+);
+CREATE TABLE IF NOT EXISTS raw.tripletex_employees (
+  tenant VARCHAR NOT NULL, extracted_at TIMESTAMPTZ NOT NULL, listing VARCHAR NOT NULL,
+  page INTEGER NOT NULL, id BIGINT, version BIGINT, employeeNumber VARCHAR, firstName VARCHAR,
+  lastName VARCHAR, email VARCHAR, phoneNumberMobile VARCHAR, userType VARCHAR,
+  department_id BIGINT, changes JSON, raw_json JSON
+);
+CREATE TABLE IF NOT EXISTS raw.tripletex_customers (
+  tenant VARCHAR NOT NULL, extracted_at TIMESTAMPTZ NOT NULL, listing VARCHAR NOT NULL,
+  page INTEGER NOT NULL, id BIGINT, version BIGINT, customerNumber BIGINT, name VARCHAR,
+  email VARCHAR, invoiceEmail VARCHAR, phoneNumber VARCHAR, organizationNumber VARCHAR,
+  isInactive BOOLEAN, changes JSON, raw_json JSON
+);
+CREATE TABLE IF NOT EXISTS raw.tripletex_projects (
+  tenant VARCHAR NOT NULL, extracted_at TIMESTAMPTZ NOT NULL, listing VARCHAR NOT NULL,
+  page INTEGER NOT NULL, id BIGINT, version BIGINT, number VARCHAR, name VARCHAR,
+  startDate VARCHAR, endDate VARCHAR, isClosed BOOLEAN, isInternal BOOLEAN,
+  mainProject_id BIGINT, customer_id BIGINT, projectManager_id BIGINT,
+  participant_employee_ids BIGINT[], changes JSON, raw_json JSON
+);
+""",
+    ),
 ]
 
 
