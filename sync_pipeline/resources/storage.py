@@ -194,6 +194,20 @@ CREATE TABLE IF NOT EXISTS raw.tripletex_projects (
 );
 """,
     ),
+    (
+        4,
+        "apply: the body each operation sent, and what was last published to Svenn",
+        """
+-- The exact body of each write (after $ref resolution), for audit and crash recovery.
+ALTER TABLE sync.operations ADD COLUMN IF NOT EXISTS payload JSON;
+-- One row per publication of a tenant's open errors to Svenn (G10); the newest hash
+-- decides whether the list changed since (G6: no republishing of an unchanged list).
+CREATE TABLE IF NOT EXISTS sync.error_publications (
+  tenant VARCHAR NOT NULL, run_id VARCHAR, errors_hash VARCHAR NOT NULL,
+  error_count INTEGER NOT NULL, published_at TIMESTAMPTZ NOT NULL
+);
+""",
+    ),
 ]
 
 
