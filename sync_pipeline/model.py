@@ -221,6 +221,13 @@ _CODES = (
     ),
     Code("API_REJECTED", "error", "G10", "Posten ble avvist: {api_message}"),
     Code(
+        "DEPENDENCY_NOT_SYNCED",
+        "warning",
+        "G4",
+        "En tilknyttet post (kunde eller ansatt) ble ikke synkronisert; "
+        "posten forsøkes igjen ved neste kjøring.",
+    ),
+    Code(
         "API_UNAVAILABLE",
         "error",
         "G5",
