@@ -1,0 +1,368 @@
+"""The tenants file: a good file loads; every bad one gives one line naming tenant and field.
+
+No message may contain a secret value (literal or from the environment).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from sync_pipeline.resources.svenn import SvennClient
+from sync_pipeline.resources.tripletex import TripletexClient
+from sync_pipeline.tenants import (
+    TenantConfigError,
+    TenantsResource,
+    load_tenants,
+    tenants_file_path,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SECRETS = {
+    "SVENN_API_KEY": "svenn-SECRET-1",
+    "TRIPLETEX_CONSUMER_TOKEN": "consumer-SECRET-2",
+    "TRIPLETEX_EMPLOYEE_TOKEN": "employee-SECRET-3",
+}
+LITERAL_SECRET = "literal-SECRET-4"
+
+
+@pytest.fixture(autouse=True)
+def secret_env(monkeypatch):
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+
+
+def tenant(**overrides) -> dict:
+    body = {
+        "mode": "active",
+        "svenn": {"base_url": "http://127.0.0.1:8802/api/v1", "api_key": "${SVENN_API_KEY}"},
+        "tripletex": {
+            "base_url": "http://127.0.0.1:8801/v2",
+            "consumer_token": "${TRIPLETEX_CONSUMER_TOKEN}",
+            "employee_token": "${TRIPLETEX_EMPLOYEE_TOKEN}",
+        },
+    }
+    body.update(overrides)
+    return body
+
+
+def write(tmp_path: Path, data, name: str = "tenants.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def load_error(path: Path) -> str:
+    with pytest.raises(TenantConfigError) as info:
+        load_tenants(path)
+    message = str(info.value)
+    assert "\n" not in message, "one line"
+    for secret in [*SECRETS.values(), LITERAL_SECRET]:
+        assert secret not in message
+    assert info.value.__cause__ is None, "no chained stack trace from yaml/pydantic"
+    return message
+
+
+# -- good files -----------------------------------------------------------------------------
+
+
+def test_template_renders_to_a_valid_demo_tenant():
+    tenants = load_tenants(REPO_ROOT / "data" / "tenants.template.yaml")
+
+    demo = tenants["demo"]
+    assert demo.key == "demo" and demo.mode == "active"
+    assert demo.svenn.base_url == "http://127.0.0.1:8802/api/v1"
+    assert demo.tripletex.base_url == "http://127.0.0.1:8801/v2"
+    assert demo.svenn.api_key.get_secret_value() == SECRETS["SVENN_API_KEY"]
+    assert demo.tripletex.employee_token.get_secret_value() == SECRETS["TRIPLETEX_EMPLOYEE_TOKEN"]
+
+
+def test_defaults_and_optional_fields(tmp_path):
+    path = write(
+        tmp_path,
+        {
+            "tenants": {
+                "a": tenant(),
+                "b-2": tenant(
+                    mode="review",
+                    default_project_manager_employee_number="17",
+                    default_department_id=3,
+                    conflict_policy="tripletex_wins",
+                    mass_delete_threshold=0.5,
+                    employee_user_type="STANDARD",
+                ),
+            }
+        },
+    )
+
+    tenants = load_tenants(path)
+
+    a, b = tenants["a"], tenants["b-2"]
+    assert (a.conflict_policy, a.mass_delete_threshold, a.employee_user_type) == (
+        "newest_wins",
+        0.2,
+        "NO_ACCESS",
+    )
+    assert a.default_project_manager_employee_number is None and a.default_department_id is None
+    assert b.mode == "review"  # G9
+    assert (b.default_department_id, b.conflict_policy, b.employee_user_type) == (
+        3,
+        "tripletex_wins",
+        "STANDARD",
+    )
+
+
+def test_literal_secrets_and_embedded_variables(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVENN_HOST", "127.0.0.1:9000")
+    path = write(
+        tmp_path,
+        {
+            "tenants": {
+                "x": tenant(
+                    svenn={"base_url": "http://${SVENN_HOST}/api/v1/", "api_key": LITERAL_SECRET}
+                )
+            }
+        },
+    )
+
+    x = load_tenants(path)["x"]
+
+    assert x.svenn.base_url == "http://127.0.0.1:9000/api/v1"
+    assert x.svenn.api_key.get_secret_value() == LITERAL_SECRET
+
+
+def test_secrets_are_hidden_in_repr_and_str(tmp_path):
+    tenants = load_tenants(write(tmp_path, {"tenants": {"demo": tenant()}}))
+
+    text = repr(tenants) + str(tenants["demo"]) + repr(tenants["demo"].tripletex_client())
+    for secret in SECRETS.values():
+        assert secret not in text
+
+
+def test_tenants_file_path_follows_the_environment(monkeypatch):
+    monkeypatch.delenv("SYNC_TENANTS_FILE", raising=False)
+    assert tenants_file_path() == Path("data/tenants.yaml")
+    monkeypatch.setenv("SYNC_TENANTS_FILE", "/etc/sync/tenants.yaml")
+    assert tenants_file_path() == Path("/etc/sync/tenants.yaml")
+
+
+def test_load_without_argument_reads_sync_tenants_file(tmp_path, monkeypatch):
+    path = write(tmp_path, {"tenants": {"env": tenant()}}, name="custom.yaml")
+    monkeypatch.setenv("SYNC_TENANTS_FILE", str(path))
+
+    assert list(load_tenants()) == ["env"]
+
+
+# -- bad files: one clear line each ---------------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    message = load_error(tmp_path / "nope.yaml")
+    assert "nope.yaml" in message and "not found" in message
+
+
+def test_unreadable_file(tmp_path):
+    message = load_error(tmp_path)  # a directory cannot be read as a file
+    assert "cannot read" in message
+
+
+def test_bad_yaml(tmp_path):
+    message = load_error(write(tmp_path, "tenants:\n  demo: [unclosed\n"))
+    assert message.startswith("tenants.yaml: line ")
+    assert "invalid YAML" in message
+
+
+def test_not_a_mapping(tmp_path):
+    assert "'tenants'" in load_error(write(tmp_path, "- a\n- b\n"))
+
+
+def test_unknown_top_level_key(tmp_path):
+    message = load_error(write(tmp_path, {"tenants": {"demo": tenant()}, "tenant": {}}))
+    assert message == "tenants.yaml: tenant: unknown key"
+
+
+def test_no_tenants(tmp_path):
+    assert "at least one tenant" in load_error(write(tmp_path, {"tenants": {}}))
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(tenant(colour="red"), "tenant 'demo': colour: unknown key", id="unknown-key"),
+        pytest.param(
+            tenant(tripletex={**tenant()["tripletex"], "companyId": 1}),
+            "tenant 'demo': tripletex.companyId: unknown key",
+            id="unknown-nested-key",
+        ),
+        pytest.param(
+            tenant(
+                tripletex={
+                    "base_url": "http://127.0.0.1:8801/v2",
+                    "consumer_token": "${TRIPLETEX_CONSUMER_TOKEN}",
+                }
+            ),
+            "tenant 'demo': tripletex.employee_token: is required",
+            id="missing-field",
+        ),
+        pytest.param(
+            {k: v for k, v in tenant().items() if k != "svenn"},
+            "tenant 'demo': svenn: is required",
+            id="missing-section",
+        ),
+        pytest.param(
+            tenant(mode="sometimes"),
+            "tenant 'demo': mode: Input should be 'active' or 'review'",
+            id="bad-mode",
+        ),
+        pytest.param(
+            tenant(default_department_id="sales"),
+            "tenant 'demo': default_department_id: Input should be a valid integer",
+            id="wrong-type-int",
+        ),
+        pytest.param(
+            tenant(mass_delete_threshold=1.5),
+            "tenant 'demo': mass_delete_threshold: Input should be less than or equal to 1",
+            id="threshold-too-high",
+        ),
+        pytest.param(
+            tenant(mass_delete_threshold=0),
+            "tenant 'demo': mass_delete_threshold: Input should be greater than 0",
+            id="threshold-zero",
+        ),
+        pytest.param(
+            tenant(conflict_policy="coin_flip"),
+            "tenant 'demo': conflict_policy: Input should be",
+            id="bad-conflict-policy",
+        ),
+        pytest.param(
+            tenant(employee_user_type="ADMIN"),
+            "tenant 'demo': employee_user_type: Input should be",
+            id="bad-user-type",
+        ),
+        pytest.param(
+            tenant(svenn={"base_url": "ftp://127.0.0.1/api/v1", "api_key": LITERAL_SECRET}),
+            "tenant 'demo': svenn.base_url: must be an http:// or https:// URL with a host",
+            id="bad-url-scheme",
+        ),
+        pytest.param(
+            tenant(svenn={"base_url": "not a url", "api_key": LITERAL_SECRET}),
+            "tenant 'demo': svenn.base_url: must be an http:// or https:// URL with a host",
+            id="bad-url",
+        ),
+        pytest.param(
+            tenant(
+                tripletex={
+                    **tenant()["tripletex"],
+                    "base_url": f"https://0:{LITERAL_SECRET}@tripletex.no/v2",
+                }
+            ),
+            "tenant 'demo': tripletex.base_url: must not contain credentials",
+            id="url-with-credentials",
+        ),
+        pytest.param(
+            tenant(svenn={"base_url": "http://127.0.0.1:8802/api/v1", "api_key": 12345}),
+            "tenant 'demo': svenn.api_key: Input should be a valid string",
+            id="wrong-type-secret",
+        ),
+        pytest.param(
+            tenant(svenn={"base_url": "http://127.0.0.1:8802/api/v1", "api_key": "  "}),
+            "tenant 'demo': svenn.api_key: must not be empty",
+            id="empty-secret",
+        ),
+        pytest.param(
+            tenant(
+                tripletex={**tenant()["tripletex"], "employee_token": "${TRIPLETEX_EMPLOYEE_TOKN}"}
+            ),
+            "tenant 'demo': tripletex.employee_token: environment variable "
+            "TRIPLETEX_EMPLOYEE_TOKN is not set",
+            id="unset-variable",
+        ),
+        pytest.param(
+            tenant(svenn={"base_url": "http://127.0.0.1/api/v1", "api_key": "${1-bad}"}),
+            "tenant 'demo': svenn.api_key: '${1-bad}' is not a valid environment variable",
+            id="bad-variable-name",
+        ),
+        pytest.param(
+            "just a string",
+            "tenant 'demo': must be a mapping of settings",
+            id="tenant-not-a-mapping",
+        ),
+        pytest.param(
+            tenant(key="other"),
+            "tenant 'demo': key: unknown key",
+            id="key-field-not-allowed",
+        ),
+    ],
+)
+def test_bad_tenant_settings_name_tenant_and_field(tmp_path, body, expected):
+    message = load_error(write(tmp_path, {"tenants": {"demo": body}}))
+
+    assert message.startswith(f"tenants.yaml: {expected}"), message
+
+
+@pytest.mark.parametrize("key", ["Demo", "demo tenant", "æøå", "a.b"])
+def test_bad_tenant_key(tmp_path, key):
+    message = load_error(write(tmp_path, {"tenants": {key: tenant()}}))
+
+    assert message == f"tenants.yaml: tenant '{key}': tenant key must match [a-z0-9_-]+"
+
+
+def test_error_names_the_failing_tenant_among_several(tmp_path):
+    body = {"tenants": {"good": tenant(), "bad": tenant(mode="paused")}}
+
+    assert load_error(write(tmp_path, body)).startswith("tenants.yaml: tenant 'bad': mode:")
+
+
+def test_unset_variable_message_from_the_task_example(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRIPLETEX_EMPLOYEE_TOKEN")
+    message = load_error(write(tmp_path, {"tenants": {"demo": tenant()}}))
+
+    assert message == (
+        "tenants.yaml: tenant 'demo': tripletex.employee_token: "
+        "environment variable TRIPLETEX_EMPLOYEE_TOKEN is not set"
+    )
+
+
+# -- the Dagster resource ----------------------------------------------------------------
+
+
+def test_resource_builds_clients_for_a_tenant(tmp_path):
+    path = write(tmp_path, {"tenants": {"demo": tenant()}})
+    resource = TenantsResource(tenants_file=str(path))
+
+    tripletex = resource.tripletex_client("demo", page_size=10)
+    svenn = resource.svenn_client("demo")
+
+    assert isinstance(tripletex, TripletexClient) and isinstance(svenn, SvennClient)
+    assert tripletex.base_url == "http://127.0.0.1:8801/v2"
+    assert tripletex.employee_token == SECRETS["TRIPLETEX_EMPLOYEE_TOKEN"]
+    assert tripletex.page_size == 10
+    assert svenn.api_key == SECRETS["SVENN_API_KEY"]
+
+
+def test_resource_unknown_tenant_is_a_clear_error(tmp_path):
+    path = write(tmp_path, {"tenants": {"demo": tenant(), "other": tenant()}})
+
+    with pytest.raises(TenantConfigError) as info:
+        TenantsResource(tenants_file=str(path)).get("missing")
+
+    assert str(info.value) == "tenants.yaml: unknown tenant 'missing' (known: demo, other)"
+
+
+def test_resource_rereads_the_file_and_works_inside_a_dagster_run(tmp_path):
+    path = write(tmp_path, {"tenants": {"demo": tenant()}})
+
+    @dg.asset
+    def tenant_modes(tenants: TenantsResource) -> dict[str, str]:
+        return {key: cfg.mode for key, cfg in tenants.load().items()}
+
+    resource = TenantsResource(tenants_file=str(path))
+    first = dg.materialize([tenant_modes], resources={"tenants": resource})
+    write(tmp_path, {"tenants": {"demo": tenant(mode="review")}})
+    second = dg.materialize([tenant_modes], resources={"tenants": resource})
+
+    assert first.output_for_node("tenant_modes") == {"demo": "active"}
+    assert second.output_for_node("tenant_modes") == {"demo": "review"}
