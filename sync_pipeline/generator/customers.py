@@ -116,7 +116,7 @@ class _Customers:
             self.pools.matched.append(pair)
 
     def differing(self, index: int) -> None:
-        kinds = ("name", "email", "phone", "organization_number", "empty_email", "empty_phone")
+        kinds = ("name", "empty_email", "email", "empty_phone", "phone", "organization_number")
         kind = kinds[index % len(kinds)]
         svenn_c = self.data(email=True)
         svenn_c["phone"] = svenn_c["phone"] or no.mobile_number(self.rng)

@@ -187,7 +187,7 @@ class _Projects:
             self.b.case("P6_VALID", TRIPLETEX, "project", pair[1])
 
     def differing(self, index: int) -> None:
-        kind = ("name", "start_date", "end_date", "status", "empty_end")[index % 5]
+        kind = ("name", "empty_end", "start_date", "status", "end_date")[index % 5]
         p = self.data()
         if kind != "status":
             p["end"] = p["end"] or p["start"] + self.rng.randint(30, 200)
@@ -196,7 +196,7 @@ class _Projects:
             while q["name"] == p["name"]:
                 q["name"] = no.project_name(self.rng)
         elif kind == "start_date":
-            q["start"] = p["start"] + self.rng.randint(1, 25)
+            q["start"] = p["start"] - self.rng.randint(1, 25)  # earlier: never after the end
         elif kind == "end_date":
             q["end"] = p["end"] + self.rng.randint(1, 60)
         elif kind == "status":
