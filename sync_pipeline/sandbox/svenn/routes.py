@@ -1,0 +1,323 @@
+"""The HTTP surface of the Svenn API v1 (svenn-api.md), on top of :mod:`.store`.
+
+Handlers are ``async def`` doing synchronous in-memory work, so requests never
+interleave inside a write. Bodies are parsed and checked by :mod:`.fields`
+and answered with pre-serialised JSON; the pydantic models only document them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from sync_pipeline.sandbox.svenn.errors import ApiError
+from sync_pipeline.sandbox.svenn.fields import ERROR_LOG_FIELDS, RESOURCES, error_log_problems
+from sync_pipeline.sandbox.svenn.hub import API_PREFIX, SvennHub
+from sync_pipeline.sandbox.svenn.models import (
+    RESOURCE_MODELS,
+    CompanyInfo,
+    ErrorBody,
+    IntegrationErrors,
+)
+from sync_pipeline.sandbox.svenn.store import Company, decode_cursor, encode_cursor
+from sync_pipeline.sandbox.svenn.timestamps import parse_rfc3339
+
+bearer = HTTPBearer(
+    auto_error=False, scheme_name="bearerAuth", description="The company's Svenn API key."
+)
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON body or parameter.",
+    401: "Missing or unknown API key.",
+    404: "No such record (or it is deleted).",
+    409: "`duplicate_number`: the number is used by another live record.",
+    412: "`version_mismatch`: If-Match names another version; nothing changed.",
+    422: "`validation_failed` with `fields`, or `idempotency_key_reused`.",
+    429: "`rate_limited`: retry after `Retry-After` seconds.",
+    "5XX": "Server error.",
+}
+_IF_MATCH = re.compile(r'(?:W/)?"?([0-9]{1,18})"?')
+_JSON = "application/json"
+
+
+def errors(*statuses: int | str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for the given error statuses (plus the ones every call can get)."""
+    return {
+        status: {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[status]}
+        for status in (*statuses, 401, 429, "5XX")
+    }
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status_code=status, headers=headers, media_type=_JSON)
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        raise ApiError(400, "malformed_json", "a JSON body is required")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(
+            422, "validation_failed", "the body must be a JSON object", {"": "not an object"}
+        )
+    return body
+
+
+def parse_if_match(value: str | None) -> int | None:
+    if value is None:
+        return None
+    match = _IF_MATCH.fullmatch(value.strip())
+    if not match:
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            "If-Match must be a record version",
+            {"If-Match": "not a version"},
+        )
+    return int(match.group(1))
+
+
+def request_body_doc(model: type) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        }
+    }
+
+
+async def current_company(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Company:
+    """The company of the request's bearer key; 401 without a known one."""
+    hub: SvennHub = request.app.state.hub
+    key = hub.company_key(request.scope)
+    if key is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing or unknown API key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return hub.companies[key]
+
+
+CurrentCompany = Annotated[Company, Depends(current_company)]
+
+
+def build_router(hub: SvennHub) -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX)
+
+    for resource in RESOURCES:
+        _add_resource_routes(router, resource)
+
+    @router.get(
+        "/integrations/tripletex/errors",
+        response_model=IntegrationErrors,
+        responses=errors(),
+        tags=["integration"],
+        summary="The open sync errors Svenn shows under Tripletex → Feillogg",
+    )
+    async def get_integration_errors(company: CurrentCompany) -> Response:
+        return json_response({"errors": company.integration_errors})
+
+    @router.put(
+        "/integrations/tripletex/errors",
+        status_code=204,
+        response_class=Response,
+        responses=errors(400, 422),
+        openapi_extra=request_body_doc(IntegrationErrors),
+        tags=["integration"],
+        summary="Replace the list of open sync errors",
+    )
+    async def put_integration_errors(request: Request, company: CurrentCompany) -> Response:
+        body = await json_body(request)
+        problems = error_log_problems(body)
+        if problems:
+            raise ApiError(422, "validation_failed", "the error list is not valid", problems)
+        company.integration_errors = [
+            {name: entry.get(name) for name in ERROR_LOG_FIELDS} for entry in body["errors"]
+        ]
+        hub.mark_dirty()
+        return Response(status_code=204)
+
+    @router.get(
+        "/company",
+        response_model=CompanyInfo,
+        responses=errors(),
+        tags=["company"],
+        summary="The company the API key belongs to",
+    )
+    async def get_company(company: CurrentCompany) -> Response:
+        return json_response(
+            {
+                "id": company.id,
+                "name": company.name,
+                "organization_number": company.organization_number,
+            }
+        )
+
+    return router
+
+
+def _add_resource_routes(router: APIRouter, resource: str) -> None:
+    record_model, create_model, patch_model, list_model = RESOURCE_MODELS[resource]
+    singular = resource[:-1]
+    number_conflicts = (409,) if resource != "projects" else ()
+    tags = [resource]
+
+    @router.get(
+        f"/{resource}",
+        response_model=list_model,
+        responses=errors(400),
+        tags=tags,
+        operation_id=f"list_{resource}",
+        summary=f"List {resource} in (updated_at, id) order",
+    )
+    async def list_records(
+        company: CurrentCompany,
+        limit: int = Query(100, ge=1, le=500, description="Page size."),
+        cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
+        updated_since: str | None = Query(
+            None,
+            description="Only records with updated_at >= this RFC 3339 timestamp.",
+            json_schema_extra={"format": "date-time"},
+        ),
+        include_deleted: bool = Query(False, description="Include tombstones (deleted_at set)."),
+    ) -> Response:
+        since_us = None
+        if updated_since is not None:
+            since_us = parse_rfc3339(updated_since)
+            if since_us is None:
+                raise ApiError(
+                    400,
+                    "invalid_parameter",
+                    "updated_since must be an RFC 3339 timestamp with offset",
+                    {"updated_since": "not an RFC 3339 timestamp"},
+                )
+        after = decode_cursor(resource, cursor) if cursor is not None else None
+        records, last = company.page(
+            resource,
+            limit=limit,
+            since_us=since_us,
+            after=after,
+            include_deleted=include_deleted,
+        )
+        next_cursor = encode_cursor(resource, *last) if last is not None else None
+        return json_response({"data": records, "next_cursor": next_cursor})
+
+    @router.get(
+        f"/{resource}/{{id}}",
+        response_model=record_model,
+        responses=errors(400, 404),
+        tags=tags,
+        operation_id=f"get_{singular}",
+        summary=f"Read one {singular} (a deleted one is 404)",
+    )
+    async def get_record(
+        company: CurrentCompany,
+        id: int = Path(description=f"The {singular}'s id."),
+    ) -> Response:
+        return json_response(company.get(resource, id))
+
+    @router.post(
+        f"/{resource}",
+        status_code=201,
+        response_model=record_model,
+        responses=errors(400, *number_conflicts, 422),
+        openapi_extra=request_body_doc(create_model),
+        tags=tags,
+        operation_id=f"create_{singular}",
+        summary=f"Create a {singular}",
+    )
+    async def create_record(
+        request: Request,
+        company: CurrentCompany,
+        idempotency_key: str | None = Header(
+            None,
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="A repeat within 24 h returns the first response and creates nothing; "
+            "the same key with another body is 422 idempotency_key_reused.",
+        ),
+    ) -> Response:
+        body = await json_object(request)
+        scope = f"POST {API_PREFIX}/{resource}"
+        fingerprint = None
+        if idempotency_key is not None:
+            canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+            fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+            first = company.replay(scope, idempotency_key, fingerprint)
+            if first is not None:
+                return Response(
+                    first.body,
+                    status_code=first.status,
+                    media_type=_JSON,
+                    headers={"Idempotent-Replayed": "true"},
+                )
+        record = company.create(resource, body)
+        response = json_response(
+            record, 201, headers={"Location": f"{API_PREFIX}/{resource}/{record['id']}"}
+        )
+        if fingerprint is not None:
+            company.remember(scope, idempotency_key, fingerprint, 201, bytes(response.body))
+        return response
+
+    @router.patch(
+        f"/{resource}/{{id}}",
+        response_model=record_model,
+        responses=errors(400, 404, *number_conflicts, 412, 422),
+        openapi_extra=request_body_doc(patch_model),
+        tags=tags,
+        operation_id=f"update_{singular}",
+        summary=f"Change the given fields of a {singular}",
+    )
+    async def update_record(
+        request: Request,
+        company: CurrentCompany,
+        id: int = Path(description=f"The {singular}'s id."),
+        if_match: str | None = Header(
+            None,
+            alias="If-Match",
+            pattern=r'^(W/)?"?[0-9]{1,18}"?$',
+            description="The version the change is based on; another version → 412.",
+        ),
+    ) -> Response:
+        version = parse_if_match(if_match)
+        body = await json_object(request)
+        return json_response(company.update(resource, id, body, version))
+
+    @router.delete(
+        f"/{resource}/{{id}}",
+        status_code=204,
+        response_class=Response,
+        responses=errors(400, 404),
+        tags=tags,
+        operation_id=f"delete_{singular}",
+        summary=f"Soft-delete a {singular} (deleted_at set, version + 1)",
+    )
+    async def delete_record(
+        company: CurrentCompany,
+        id: int = Path(description=f"The {singular}'s id."),
+    ) -> Response:
+        company.delete(resource, id)
+        return Response(status_code=204)
