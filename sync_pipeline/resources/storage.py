@@ -195,6 +195,61 @@ CREATE TABLE IF NOT EXISTS raw.tripletex_projects (
 """,
     ),
     (
+        3,
+        "rules: intermediate tables of the rule engine",
+        """
+-- The rule engine's working tables (group rules); each asset replaces its tenant's rows.
+CREATE SCHEMA IF NOT EXISTS rules;
+-- Per staged record: why it is not synced at all (excluded) or not created elsewhere.
+CREATE TABLE IF NOT EXISTS rules.eligibility (
+  tenant VARCHAR NOT NULL, entity VARCHAR NOT NULL, side VARCHAR NOT NULL, id BIGINT NOT NULL,
+  key VARCHAR, label VARCHAR, linked BOOLEAN NOT NULL,
+  excluded VARCHAR,                               -- finding code: not linked, merged or created
+  create_blocked VARCHAR                          -- finding code: matched/linked but not created
+);
+-- The fate of every record pair: already linked, matched now (G3), or to be created (G4).
+CREATE TABLE IF NOT EXISTS rules.pairs (
+  tenant VARCHAR NOT NULL, entity VARCHAR NOT NULL, svenn_id BIGINT, tripletex_id BIGINT,
+  key VARCHAR, kind VARCHAR NOT NULL,             -- linked|matched|create_in_svenn|create_in_tripletex
+  origin VARCHAR, via VARCHAR                     -- link origin; matched by 'key' | 'email'
+);
+-- Numbers the sync generates for records that lack one (P5, E2).
+CREATE TABLE IF NOT EXISTS rules.numbers (
+  tenant VARCHAR NOT NULL, entity VARCHAR NOT NULL, side VARCHAR NOT NULL, id BIGINT NOT NULL,
+  number VARCHAR NOT NULL
+);
+-- Per linked or matched pair and field: the values and what the merge decided (G2, G3).
+CREATE TABLE IF NOT EXISTS rules.decisions (
+  tenant VARCHAR NOT NULL, entity VARCHAR NOT NULL, svenn_id BIGINT, tripletex_id BIGINT,
+  field VARCHAR NOT NULL, base_value VARCHAR, svenn_value VARCHAR, tripletex_value VARCHAR,
+  merged VARCHAR, write_to VARCHAR, blocked_by VARCHAR, conflict_winner VARCHAR
+);
+-- Links whose record is gone on one side (P8, P9, C6, C7), with the G7 guard's verdict.
+CREATE TABLE IF NOT EXISTS rules.deletions (
+  tenant VARCHAR NOT NULL, entity VARCHAR NOT NULL, svenn_id BIGINT, tripletex_id BIGINT,
+  deleted_on VARCHAR NOT NULL, rule_id VARCHAR NOT NULL, held BOOLEAN NOT NULL
+);
+-- Operations proposed by each step; the plan asset orders them into sync.plan.
+CREATE TABLE IF NOT EXISTS rules.operations (
+  tenant VARCHAR NOT NULL, step VARCHAR NOT NULL, entity VARCHAR NOT NULL,
+  target VARCHAR NOT NULL, operation VARCHAR NOT NULL, svenn_id BIGINT, tripletex_id BIGINT,
+  key VARCHAR, label VARCHAR, payload JSON, fields VARCHAR[], rule_ids VARCHAR[],
+  reason VARCHAR, expected_version BIGINT, base_after JSON, held_reason VARCHAR
+);
+-- Findings proposed by each step; the plan asset adds severity, rule and message.
+CREATE TABLE IF NOT EXISTS rules.findings (
+  tenant VARCHAR NOT NULL, step VARCHAR NOT NULL, entity VARCHAR, side VARCHAR,
+  svenn_id BIGINT, tripletex_id BIGINT, record_label VARCHAR, code VARCHAR NOT NULL,
+  details JSON
+);
+CREATE TABLE IF NOT EXISTS rules.conflicts (
+  tenant VARCHAR NOT NULL, entity VARCHAR NOT NULL, svenn_id BIGINT, tripletex_id BIGINT,
+  field VARCHAR NOT NULL, base_value JSON, svenn_value JSON, tripletex_value JSON,
+  winner VARCHAR NOT NULL, svenn_modified_at TIMESTAMPTZ, tripletex_modified_at TIMESTAMPTZ
+);
+""",
+    ),
+    (
         4,
         "apply: the body each operation sent, and what was last published to Svenn",
         """
