@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -207,6 +212,16 @@ def case_records(world: World, rule: str, side: str | None = None, entity: str |
 def test_same_seed_gives_the_identical_world(demo):
     again = generate_world(DEMO_SEED, "demo")
     assert again == demo
+
+
+def test_world_does_not_depend_on_the_process_hash_seed(demo):
+    """The sandboxes generate in their own processes: string hashing must not leak in."""
+    script = "from sync_pipeline.generator.__main__ import main; main(['--seed', '2026'])"
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, check=True, text=True
+    ).stdout
+    assert json.loads(out) == json.loads(json.dumps(dataclasses.asdict(demo)))
 
 
 def test_different_seed_gives_a_different_world(demo):
