@@ -291,3 +291,23 @@ def test_sandbox_faults_are_retried(sandbox_client, svenn_sandbox):
 
     assert sandbox_client.get_company()["id"]
     assert sandbox_client.requests_by_endpoint["GET /company"] == 3
+
+
+@pytest.fixture(scope="module")
+def rate_limited_svenn():
+    """A separate Svenn sandbox that refuses more than 4 requests per second."""
+    from sync_pipeline.sandbox.process import SandboxProcess
+
+    with SandboxProcess.start("svenn", "--seed", "empty", "--rate-limit", "4/1") as sandbox:
+        yield sandbox
+
+
+@pytest.mark.integration
+def test_sandbox_rate_limit_is_respected_without_bouncing_off_429s(rate_limited_svenn):
+    client = SvennClient(base_url=rate_limited_svenn.base_url, api_key=rate_limited_svenn.api_key)
+
+    for _ in range(9):
+        assert client.get_company()["id"]
+
+    assert client.requests_made == 9, "RateLimit-Remaining: 0 made the client wait, not retry"
+    assert client.rate_limit_wait_seconds > 0

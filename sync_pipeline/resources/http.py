@@ -370,7 +370,7 @@ class ApiSession:
         connect_timeout_seconds: float = 10.0,
         max_retries: int = 5,
         backoff_factor: float = 0.5,
-        backoff_jitter: float = 0.5,
+        backoff_jitter: float | None = None,
         rate_limited_backoff: float = 2.0,
         max_wait: float = 120.0,
         rate_limit_requests: int | None = None,
@@ -404,7 +404,7 @@ class ApiSession:
             status=max_retries,
             redirect=0,
             backoff_factor=backoff_factor,
-            backoff_jitter=backoff_jitter,
+            backoff_jitter=backoff_factor if backoff_jitter is None else backoff_jitter,
             backoff_max=max_wait,
             rate_limited_backoff=rate_limited_backoff,
             max_wait=max_wait,
@@ -422,6 +422,11 @@ class ApiSession:
         """HTTP attempts sent, retries included."""
         with self._counts_lock:
             return sum(self.requests_by_endpoint.values())
+
+    @property
+    def rate_limit_wait_seconds(self) -> float:
+        """Time spent waiting for the client-side window or the server's reset."""
+        return self.limiter.total_wait
 
     def _count(self, key: str, *, retry: bool = False) -> None:
         with self._counts_lock:

@@ -168,6 +168,11 @@ class SvennClient(dg.ConfigurableResource):
     def requests_by_endpoint(self) -> dict[str, int]:
         return dict(self._api.requests_by_endpoint) if self._api else {}
 
+    @property
+    def rate_limit_wait_seconds(self) -> float:
+        """Seconds this client waited to stay inside the rate limit."""
+        return self._api.rate_limit_wait_seconds if self._api else 0.0
+
     def close(self) -> None:
         with self._lock:
             if self._api is not None:
