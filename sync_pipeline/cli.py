@@ -1,0 +1,817 @@
+"""``sync-pipeline``: the operator's command line.
+
+``run`` and ``plan`` execute the same Dagster jobs as the UI and the schedules,
+recorded in the persistent Dagster instance (``DAGSTER_HOME``, default
+``data/dagster_home``) so every run shows in the UI. The other commands read or
+record operator decisions in DuckDB. Any problem an operator can fix (unknown
+tenant, bad tenants file, database locked) is one line on stderr and exit code 2;
+a failed run is exit code 1 with its reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import fcntl
+import getpass
+import io
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from sync_pipeline.resources.storage import duckdb_path, migrate
+from sync_pipeline.tenants import TenantConfig, TenantConfigError, load_tenants
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_DAGSTER_HOME = "data/dagster_home"
+#: How long a command waits for another process to release the DuckDB file.
+LOCK_WAIT_S = float(os.environ.get("SYNC_DUCKDB_LOCK_WAIT", "3"))
+
+#: The instance configuration written into a new ``DAGSTER_HOME``: one run per tenant at a
+#: time (run queue), DuckDB-writing steps serialised across runs (pool ``duckdb``), run
+#: retries for scheduled runs, and no telemetry (loopback only).
+DAGSTER_YAML = """\
+# Written by sync-pipeline on first use; edit freely.
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+    tag_concurrency_limits:
+      - key: "sync_pipeline/tenant"
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+  pools:
+    default_limit: 1
+run_retries:
+  enabled: true
+  max_retries: 0
+run_monitoring:
+  enabled: true
+telemetry:
+  enabled: false
+"""
+
+
+class CliError(Exception):
+    """A problem the operator can fix; shown as one line."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# -- where things are -------------------------------------------------------------------------
+def dagster_home() -> Path:
+    """``$DAGSTER_HOME`` (default ``data/dagster_home``), created with a ``dagster.yaml``."""
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def dagster_instance():
+    from dagster import DagsterInstance
+
+    dagster_home()
+    return DagsterInstance.get()
+
+
+def _lock_holder(message: str) -> str:
+    pid = re.search(r"PID (\d+)", message)
+    return f" (held by process {pid.group(1)})" if pid else ""
+
+
+@contextmanager
+def open_db(read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection, migrated; waits briefly for another writer, then says so."""
+    path = duckdb_path()
+    if read_only and not Path(path).exists():
+        raise CliError(f"{path}: no sync database yet (run `sync-pipeline run` first)")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            conn = duckdb.connect(path)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise CliError(f"{path}: cannot open the sync database ({exc})") from None
+            if time.monotonic() >= deadline:
+                raise CliError(
+                    f"{path}: the sync database is locked by another process"
+                    f"{_lock_holder(str(exc))}; try again when it has finished"
+                ) from None
+            time.sleep(0.1)
+    try:
+        migrate(conn)
+        yield conn
+    finally:
+        conn.close()
+
+
+def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+    cur = conn.execute(sql, list(params))
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _tenants(args: argparse.Namespace) -> dict[str, TenantConfig]:
+    try:
+        return load_tenants(args.tenants_file)
+    except TenantConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _selected(args: argparse.Namespace, tenants: dict[str, TenantConfig]) -> list[str]:
+    """The tenants a command applies to: ``--tenant`` (checked against the file) or all."""
+    key = getattr(args, "tenant", None)
+    if key is None:
+        return sorted(tenants)
+    if key not in tenants:
+        known = ", ".join(sorted(tenants)) or "none"
+        raise CliError(f"unknown tenant '{key}' (known: {known})")
+    return [key]
+
+
+def _actor(args: argparse.Namespace) -> str:
+    if args.by:
+        return args.by
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+# -- output -----------------------------------------------------------------------------------
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value))
+    return str(value).replace("\n", " ")
+
+
+def format_table(rows: Sequence[dict], columns: Sequence[str], max_width: int = 60) -> str:
+    """A plain aligned text table (no colours, safe in logs and CI)."""
+    cells = [[_cell(r.get(c))[:max_width] for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)), line]
+    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(s.rstrip() for s in out)
+
+
+def _write(rows: Sequence[dict], columns: Sequence[str], fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps([{c: r.get(c) for c in columns} for r in rows], default=str, indent=2))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows([{c: _csv_value(r.get(c)) for c in columns} for r in rows])
+        sys.stdout.write(buf.getvalue())
+    else:
+        print(format_table(rows, columns) if rows else "(none)")
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+# -- run / plan -------------------------------------------------------------------------------
+class _ProgressHandler(logging.Handler):
+    """Turns Dagster's event stream into one line per finished step."""
+
+    def __init__(self, stream):
+        super().__init__(logging.DEBUG)
+        self.stream = stream
+        self.rows: dict[str, list[str]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        if event is None:
+            return
+        kind = event.event_type_value
+        step = event.step_key or ""
+        if kind == "ASSET_MATERIALIZATION":
+            mat = event.event_specific_data.materialization
+            count = mat.metadata.get("dagster_row_count")
+            label = mat.asset_key.to_user_string()
+            self.rows.setdefault(step, []).append(
+                f"{label} {count.value} rows" if count is not None else label
+            )
+        elif kind == "STEP_SUCCESS":
+            seconds = event.event_specific_data.duration_ms / 1000
+            done = "; ".join(self.rows.pop(step, [])) or ""
+            self._line(f"  ok      {step:<40} {seconds:6.1f} s  {done}")
+        elif kind == "STEP_FAILURE":
+            error = event.event_specific_data.error
+            reason = _one_line(error.message if error else "failed")
+            self._line(f"  FAILED  {step:<40} {reason}")
+        elif kind == "STEP_UP_FOR_RETRY":
+            self._line(f"  retry   {step}")
+        elif kind == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                key = evaluation.asset_check_key
+                self._line(f"  check   {key.asset_key.to_user_string()}:{key.name} did not pass")
+
+    def _line(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _one_line(message: str) -> str:
+    text = " ".join(message.strip().splitlines()[:1]) if message else ""
+    return text[:300]
+
+
+def _progress_logger_def():
+    from dagster import logger
+
+    @logger(description="One line per finished step on stdout.")
+    def progress(_init_context):
+        log = logging.getLogger("sync_pipeline.cli.progress")
+        log.handlers = [_ProgressHandler(sys.stdout)]
+        log.setLevel(logging.DEBUG)
+        log.propagate = False
+        return log
+
+    return progress
+
+
+@contextmanager
+def _tenant_lock(tenant: str) -> Iterator[None]:
+    """At most one CLI run per tenant at a time; the OS releases it if the process dies."""
+    locks = dagster_home() / "locks"
+    locks.mkdir(exist_ok=True)
+    with open(locks / f"{tenant}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CliError(
+                f"tenant '{tenant}': another sync-pipeline run of this tenant is in progress",
+                EXIT_FAILED,
+            ) from None
+        yield
+
+
+def _ensure_partitions(instance, keys: Sequence[str]) -> None:
+    from sync_pipeline.partitions import tenant_partitions
+
+    known = set(instance.get_dynamic_partitions(tenant_partitions.name))
+    missing = [k for k in keys if k not in known]
+    if missing:
+        instance.add_dynamic_partitions(tenant_partitions.name, missing)
+
+
+def execute(job_name: str, tenant: str, *, full: bool, origin: str = "cli"):
+    """Run one job for one tenant in this process, in the persistent instance, with progress."""
+    from sync_pipeline.definitions import defs
+    from sync_pipeline.schedules import run_tags
+
+    instance = dagster_instance()
+    _ensure_partitions(instance, [tenant])
+    job = defs.get_job_def(job_name).with_logger_defs({"progress": _progress_logger_def()})
+    tags = {**run_tags(tenant, full=full, origin=origin), "sync_pipeline/pid": str(os.getpid())}
+    return job.execute_in_process(
+        instance=instance,
+        partition_key=tenant,
+        tags=tags,
+        run_config={"loggers": {"progress": {}}},
+        raise_on_error=False,
+    )
+
+
+def _failure_reason(result) -> str:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.event_specific_data.error
+            return f"{event.step_key}: {_one_line(error.message if error else 'failed')}"
+    for event in result.all_events:
+        if event.event_type_value == "RUN_FAILURE":
+            return _one_line(event.message or "run failed")
+    return "run failed"
+
+
+def _check_db_available() -> None:
+    with open_db():
+        pass
+
+
+def _run_summary(tenant: str, run_id: str) -> tuple[list[dict], dict | None, int]:
+    """Per-entity counts of the run's operations and errors, its sync.runs row, review count."""
+    with open_db() as conn:
+        run = _rows(
+            conn, "SELECT * FROM sync.runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
+        )
+        started = _rows(
+            conn,
+            "SELECT min(started_at) AS t FROM sync.operations WHERE tenant = ? AND run_id = ?",
+            [tenant, run_id],
+        )[0]["t"]
+        since = run[0]["started_at"] if run else started
+        ops = _rows(
+            conn,
+            """
+            SELECT entity,
+              count(*) FILTER (WHERE operation = 'link' AND state = 'done') AS linked,
+              count(*) FILTER (WHERE operation = 'create' AND state = 'done') AS created,
+              count(*) FILTER (WHERE operation IN ('update', 'set_number') AND state = 'done')
+                AS updated,
+              count(*) FILTER (WHERE operation IN ('complete', 'detach', 'delete')
+                AND state = 'done') AS "completed/detached",
+              count(*) FILTER (WHERE state = 'failed') AS failed
+            FROM sync.operations WHERE tenant = ? AND run_id = ? GROUP BY entity
+            """,
+            [tenant, run_id],
+        )
+        errs = (
+            _rows(
+                conn,
+                """
+                SELECT entity,
+                  count(*) FILTER (WHERE first_seen_at >= ?) AS errors_opened,
+                  count(*) FILTER (WHERE resolved_at >= ?) AS errors_resolved
+                FROM sync.errors WHERE tenant = ? GROUP BY entity
+                """,
+                [since, since, tenant],
+            )
+            if since is not None
+            else []
+        )
+        review = _rows(
+            conn,
+            "SELECT count(*) AS n FROM sync.plan WHERE tenant = ? AND run_id = ? AND NOT apply",
+            [tenant, run_id],
+        )[0]["n"]
+    by_entity: dict[str, dict] = {}
+    for row in [*ops, *errs]:
+        entity = row["entity"] or "-"
+        by_entity.setdefault(entity, {"tenant": tenant, "entity": entity}).update(
+            {k: v for k, v in row.items() if k != "entity"}
+        )
+    order = {"employee": 0, "customer": 1, "project": 2}
+    rows = sorted(by_entity.values(), key=lambda r: (order.get(r["entity"], 9), r["entity"]))
+    for row in rows:
+        for col in SUMMARY_COLUMNS[2:]:
+            row.setdefault(col, 0)
+    return rows, (run[0] if run else None), review
+
+
+SUMMARY_COLUMNS = (
+    "tenant",
+    "entity",
+    "linked",
+    "created",
+    "updated",
+    "completed/detached",
+    "failed",
+    "errors_opened",
+    "errors_resolved",
+)
+
+
+def _requests_text(requests: Any) -> str:
+    if isinstance(requests, str):
+        try:
+            requests = json.loads(requests)
+        except ValueError:
+            return requests
+    if isinstance(requests, dict):
+        return ", ".join(f"{k} {v}" for k, v in requests.items())
+    return "" if requests is None else str(requests)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    tenants = _tenants(args)
+    if not args.all and not args.tenant:
+        raise CliError("name a tenant with --tenant KEY, or sync every tenant with --all")
+    keys = _selected(args, tenants)
+    _check_db_available()
+    summaries: list[dict] = []
+    failures: list[str] = []
+    for key in keys:
+        print(f"sync {key} ({'full' if args.full else 'incremental'} extract)", flush=True)
+        with _tenant_lock(key):
+            result = execute("sync_job", key, full=args.full)
+        if not result.success:
+            failures.append(f"{key}: {_failure_reason(result)}")
+            continue
+        rows, run, review = _run_summary(key, result.run_id)
+        summaries += rows
+        outcome = (run or {}).get("outcome") or "success"
+        details = [f"outcome {outcome}", f"run {result.run_id}"]
+        if run and run.get("requests") is not None:
+            details.append(f"requests: {_requests_text(run['requests'])}")
+        print(f"{key}: " + "; ".join(details))
+        if review:
+            print(
+                f"{key}: review mode, {review} planned operations not applied "
+                f"(inspect with `sync-pipeline plan --tenant {key}`, go live with "
+                f"`sync-pipeline approve --tenant {key}`)"
+            )
+        if outcome == "failed":
+            failures.append(f"{key}: {(run or {}).get('reason') or 'the run reported failure'}")
+    if summaries:
+        print()
+        print(format_table(summaries, SUMMARY_COLUMNS))
+    for failure in failures:
+        print(f"sync-pipeline: run failed: {failure}", file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+PLAN_COLUMNS = (
+    "seq",
+    "entity",
+    "target",
+    "operation",
+    "label",
+    "fields",
+    "rule_ids",
+    "apply",
+    "held_reason",
+)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    tenants = _tenants(args)
+    key = _selected(args, tenants)[0]
+    _check_db_available()
+    print(f"plan {key} (nothing is written to Svenn or Tripletex)", flush=True)
+    with _tenant_lock(key):
+        result = execute("plan_job", key, full=args.full)
+    if not result.success:
+        print(f"sync-pipeline: plan failed: {key}: {_failure_reason(result)}", file=sys.stderr)
+        return EXIT_FAILED
+    show_plan(key, result.run_id, limit=args.limit)
+    return EXIT_OK
+
+
+def show_plan(tenant: str, run_id: str, limit: int = 50) -> None:
+    """Print the plan of one run: totals, the first operations, and the findings by code."""
+    with open_db() as conn:
+        totals = _rows(
+            conn,
+            """SELECT entity, target, operation, count(*) AS operations
+               FROM sync.plan WHERE tenant = ? AND run_id = ?
+               GROUP BY ALL ORDER BY min(seq)""",
+            [tenant, run_id],
+        )
+        ops = _rows(
+            conn,
+            f"""SELECT {", ".join(PLAN_COLUMNS)} FROM sync.plan
+                WHERE tenant = ? AND run_id = ? ORDER BY seq LIMIT ?""",
+            [tenant, run_id, limit],
+        )
+        findings = _rows(
+            conn,
+            """SELECT code, severity, rule_id, count(*) AS records, any_value(message) AS message
+               FROM sync.findings WHERE tenant = ? AND run_id = ?
+               GROUP BY code, severity, rule_id ORDER BY records DESC, code""",
+            [tenant, run_id],
+        )
+    total = sum(r["operations"] for r in totals)
+    print(f"\nplan of {tenant}: {total} operations (run {run_id})")
+    if totals:
+        print(format_table(totals, ("entity", "target", "operation", "operations")))
+        print(f"\nfirst {min(limit, total)} operations:")
+        print(format_table(ops, PLAN_COLUMNS, max_width=40))
+    print(f"\nfindings: {sum(r['records'] for r in findings)}")
+    if findings:
+        print(format_table(findings, ("code", "severity", "rule_id", "records", "message")))
+
+
+# -- error log, tenants -----------------------------------------------------------------------
+ERROR_COLUMNS = (
+    "tenant",
+    "severity",
+    "code",
+    "entity",
+    "svenn_id",
+    "tripletex_id",
+    "record_label",
+    "message",
+    "first_seen_at",
+    "last_seen_at",
+)
+
+
+def cmd_errors(args: argparse.Namespace) -> int:
+    tenants = _tenants(args)
+    keys = _selected(args, tenants)
+    where = "tenant IN (SELECT unnest(?))" + ("" if args.history else " AND resolved_at IS NULL")
+    with open_db() as conn:
+        rows = _rows(
+            conn,
+            f"""SELECT * FROM sync.errors WHERE {where}
+                ORDER BY tenant, CASE severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
+                         code, entity, record_label""",
+            [keys],
+        )
+    columns = list(ERROR_COLUMNS)
+    if args.history:
+        columns.append("resolved_at")
+    if args.format != "table":
+        columns += ["details", "run_id"]
+    for row in rows:
+        if isinstance(row.get("details"), str) and args.format == "json":
+            with suppress(ValueError):
+                row["details"] = json.loads(row["details"])
+    _write(rows, columns, args.format)
+    return EXIT_OK
+
+
+def _last_runs(keys: Sequence[str]) -> dict[str, dict]:
+    """Per tenant: the newest sync run in the Dagster instance and the failing streak."""
+    from dagster import RunsFilter
+
+    from sync_pipeline.jobs import sync_job
+    from sync_pipeline.schedules import failing_streak
+
+    instance = dagster_instance()
+    out = {}
+    for key in keys:
+        records = instance.get_run_records(
+            RunsFilter(job_name=sync_job.name, tags={"dagster/partition": key}), limit=1
+        )
+        record = records[0] if records else None
+        out[key] = {
+            "run_id": record.dagster_run.run_id if record else None,
+            "status": record.dagster_run.status.value.lower() if record else None,
+            "at": datetime.fromtimestamp(
+                record.start_time or record.create_timestamp.timestamp(), UTC
+            )
+            if record
+            else None,
+            "streak": failing_streak(instance, key),
+        }
+    return out
+
+
+def cmd_tenants(args: argparse.Namespace) -> int:
+    from sync_pipeline.schedules import FAILING_STREAK
+
+    tenants = _tenants(args)
+    keys = sorted(tenants)
+    with open_db() as conn:
+        runs = {
+            r["tenant"]: r
+            for r in _rows(
+                conn,
+                """SELECT tenant, run_id, outcome, started_at FROM sync.runs
+                   QUALIFY row_number() OVER (PARTITION BY tenant ORDER BY started_at DESC) = 1""",
+            )
+        }
+        errors = {
+            r["tenant"]: r
+            for r in _rows(
+                conn,
+                """SELECT tenant, count(*) FILTER (WHERE severity = 'error') AS e,
+                          count(*) FILTER (WHERE severity = 'warning') AS w,
+                          count(*) FILTER (WHERE severity = 'info') AS i
+                   FROM sync.errors WHERE resolved_at IS NULL GROUP BY tenant""",
+            )
+        }
+        approved = {
+            r["tenant"]
+            for r in _rows(
+                conn, "SELECT DISTINCT tenant FROM sync.approvals WHERE action = 'go_live'"
+            )
+        }
+    dagster_runs = _last_runs(keys)
+    rows = []
+    for key in keys:
+        mode = tenants[key].mode
+        if mode == "review" and key in approved:
+            mode = "review→active (approved)"
+        last = dagster_runs[key]
+        db_run = runs.get(key)
+        if last["run_id"] and db_run and db_run["run_id"] == last["run_id"]:
+            outcome = db_run["outcome"]
+        else:
+            outcome = {"failure": "failed"}.get(last["status"] or "", last["status"])
+            if outcome is None and db_run:
+                outcome = db_run["outcome"]
+        at = last["at"] or (db_run or {}).get("started_at")
+        errs = errors.get(key, {})
+        streak = last["streak"]
+        rows.append(
+            {
+                "tenant": key,
+                "mode": mode,
+                "last_run": at,
+                "outcome": outcome or "never run",
+                "open_errors": f"{errs.get('e', 0)} errors, {errs.get('w', 0)} warnings, "
+                f"{errs.get('i', 0)} info",
+                "health": f"FAILING ({streak} runs in a row)" if streak >= FAILING_STREAK else "ok",
+            }
+        )
+    print(format_table(rows, ("tenant", "mode", "last_run", "outcome", "open_errors", "health")))
+    return EXIT_OK
+
+
+# -- operator decisions -----------------------------------------------------------------------
+def cmd_approve(args: argparse.Namespace) -> int:
+    tenants = _tenants(args)
+    key = _selected(args, tenants)[0]
+    if tenants[key].mode != "review":
+        print(f"tenant '{key}' is in active mode already; nothing to approve")
+        return EXIT_OK
+    actor = _actor(args)
+    with open_db() as conn:
+        earlier = _rows(
+            conn,
+            """SELECT actor, approved_at FROM sync.approvals
+               WHERE tenant = ? AND action = 'go_live' ORDER BY approved_at LIMIT 1""",
+            [key],
+        )
+        if earlier:
+            print(
+                f"tenant '{key}' went live already: approved by {earlier[0]['actor']} "
+                f"at {_cell(earlier[0]['approved_at'])}"
+            )
+            return EXIT_OK
+        conn.execute(
+            "INSERT INTO sync.approvals VALUES (?, 'go_live', ?, now(), NULL)", [key, actor]
+        )
+    print(f"tenant '{key}' approved for go-live by {actor}; the next run applies its plan (G9)")
+    return EXIT_OK
+
+
+def cmd_confirm_deletes(args: argparse.Namespace) -> int:
+    tenants = _tenants(args)
+    key = _selected(args, tenants)[0]
+    actor = _actor(args)
+    with open_db() as conn:
+        held = _rows(
+            conn,
+            """SELECT entity, count(*) AS n FROM sync.errors
+               WHERE tenant = ? AND code = 'MASS_DELETE_HELD' AND resolved_at IS NULL
+               GROUP BY entity ORDER BY entity""",
+            [key],
+        )
+        if not held:
+            print(f"tenant '{key}': no deletions are held; nothing to confirm")
+            return EXIT_OK
+        pending = _rows(
+            conn,
+            """SELECT actor FROM sync.approvals WHERE tenant = ? AND action = 'confirm_deletes'
+               AND consumed_by_run IS NULL""",
+            [key],
+        )
+        if not pending:
+            conn.execute(
+                "INSERT INTO sync.approvals VALUES (?, 'confirm_deletes', ?, now(), NULL)",
+                [key, actor],
+            )
+    what = ", ".join(f"{r['entity']} ({r['n']})" for r in held)
+    print(
+        f"tenant '{key}': held deletions of {what} confirmed by {actor}; "
+        "the next run applies them (G7)"
+    )
+    return EXIT_OK
+
+
+def cmd_relink(args: argparse.Namespace) -> int:
+    tenants = _tenants(args)
+    key = _selected(args, tenants)[0]
+    side, record_id = (
+        ("svenn", args.svenn_id) if args.svenn_id else ("tripletex", args.tripletex_id)
+    )
+    with open_db() as conn:
+        conn.execute("BEGIN TRANSACTION")
+        links = _rows(
+            conn,
+            f"""SELECT svenn_id, tripletex_id, state FROM sync.links
+                WHERE tenant = ? AND entity = ? AND {side}_id = ?""",
+            [key, args.entity, record_id],
+        )
+        detached = [link for link in links if link["state"] == "detached"]
+        if any(link["state"] == "active" for link in links):
+            conn.execute("ROLLBACK")
+            raise CliError(f"the {args.entity} with {side} id {record_id} is linked already")
+        if not detached:
+            conn.execute("ROLLBACK")
+            raise CliError(
+                f"tenant '{key}': no detached {args.entity} link with {side} id {record_id}"
+            )
+        link = detached[0]
+        clash = _rows(
+            conn,
+            """SELECT 1 FROM sync.links WHERE tenant = ? AND entity = ? AND state = 'active'
+               AND (svenn_id = ? OR tripletex_id = ?)""",
+            [key, args.entity, link["svenn_id"], link["tripletex_id"]],
+        )
+        if clash:
+            conn.execute("ROLLBACK")
+            raise CliError(
+                f"cannot re-attach: the other record is linked to another {args.entity} already"
+            )
+        conn.execute(
+            f"""UPDATE sync.links SET state = 'active', base = NULL
+                WHERE tenant = ? AND entity = ? AND {side}_id = ? AND state = 'detached'""",
+            [key, args.entity, record_id],
+        )
+        conn.execute("COMMIT")
+    print(
+        f"tenant '{key}': {args.entity} link Svenn {link['svenn_id']} ⇄ Tripletex "
+        f"{link['tripletex_id']} re-attached; the next run merges both records again (C6)"
+    )
+    return EXIT_OK
+
+
+# -- entry point ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sync-pipeline",
+        description="Operate the Svenn ⇄ Tripletex sync: run it, review plans, read the error log.",
+    )
+    parser.add_argument(
+        "--tenants-file",
+        default=None,
+        help="tenants YAML (default: $SYNC_TENANTS_FILE or data/tenants.yaml)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("run", cmd_run, "sync one tenant or all of them (recorded in the Dagster UI)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--tenant", metavar="KEY")
+    which.add_argument("--all", action="store_true", help="every tenant of the tenants file")
+    p.add_argument("--full", action="store_true", help="full extract instead of incremental")
+
+    p = command("plan", cmd_plan, "compute and show a tenant's plan without writing (G9)")
+    p.add_argument("--tenant", metavar="KEY", required=True)
+    p.add_argument("--full", action="store_true", help="full extract instead of incremental")
+    p.add_argument("--limit", type=int, default=50, help="operations to list (default 50)")
+
+    p = command("errors", cmd_errors, "the error log (open errors unless --history)")
+    p.add_argument("--tenant", metavar="KEY")
+    p.add_argument("--history", action="store_true", help="include resolved errors")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    p = command("approve", cmd_approve, "record the go-live of a tenant in review mode (G9)")
+    p.add_argument("--tenant", metavar="KEY", required=True)
+    p.add_argument("--by", help="who approves (default: $USER)")
+
+    p = command("relink", cmd_relink, "re-attach a detached link (C6)")
+    p.add_argument("--tenant", metavar="KEY", required=True)
+    p.add_argument("--entity", choices=("customer", "project", "employee"), required=True)
+    ids = p.add_mutually_exclusive_group(required=True)
+    ids.add_argument("--svenn-id", type=int)
+    ids.add_argument("--tripletex-id", type=int)
+
+    p = command(
+        "confirm-deletes",
+        cmd_confirm_deletes,
+        "release deletions held by the mass-delete guard (G7)",
+    )
+    p.add_argument("--tenant", metavar="KEY", required=True)
+    p.add_argument("--by", help="who confirms (default: $USER)")
+
+    command("tenants", cmd_tenants, "each tenant's mode, last run, outcome and open errors")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except CliError as exc:
+        print(f"sync-pipeline: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except TenantConfigError as exc:
+        print(f"sync-pipeline: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("sync-pipeline: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
