@@ -1,0 +1,130 @@
+"""The Tripletex hub: companies keyed by employee token, sessions, and list caching."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from starlette.responses import Response
+
+from sync_pipeline.sandbox.core import SandboxHub
+from sync_pipeline.sandbox.tripletex import errors as E
+from sync_pipeline.sandbox.tripletex.store import Company, empty_company, world_company
+
+Session = dict[str, Any]
+
+
+def synthetic_company(key: str, projects: int, customers: int) -> Company:
+    """An empty company plus N plain projects and customers (benchmarks; no generator needed)."""
+    company = empty_company(key)
+    for i in range(1, customers + 1):
+        company.insert("customer", {"name": f"Kunde {i} AS", "customerNumber": 10000 + i})
+    for i in range(1, projects + 1):
+        company.insert(
+            "project",
+            {
+                "name": f"Prosjekt {i}",
+                "number": str(i),
+                "startDate": "2026-01-01",
+                "projectManager": company.owner_id,
+                "customer": ((i - 1) % customers) + 1 if customers else None,
+            },
+        )
+    return company
+
+
+class TripletexHub(SandboxHub):
+    name = "tripletex"
+    api_prefix = "/v2"
+    key_field = "employee_token"
+    write_resources = ("/project", "/customer", "/employee")
+    rate_limit_headers = ("X-Rate-Limit-Limit", "X-Rate-Limit-Remaining", "X-Rate-Limit-Reset")
+
+    def __init__(self, *, max_result_set: int | None = None, **kwargs: Any):
+        self.max_result_set = max_result_set
+        self._sessions: dict[str, str] = {}  # session token → company key
+        #: (company key, table, filters, sorting) → (company revision, records)
+        self.list_cache: dict[tuple, tuple[int, list]] = {}
+        super().__init__(**kwargs)
+
+    # -- SandboxHub hooks -----------------------------------------------------------------
+    def build_company(self, key: str, seed: str, options: dict[str, Any]) -> Company:
+        if options.get("synthetic_projects") or options.get("synthetic_customers"):
+            return synthetic_company(
+                key,
+                int(options.get("synthetic_projects") or 0),
+                int(options.get("synthetic_customers") or 0),
+            )
+        if seed == "empty":
+            return empty_company(key)
+        from sync_pipeline.generator import DEMO_SEED, generate_world
+
+        if seed == "demo":
+            world = generate_world(DEMO_SEED, "demo")
+        else:
+            world = generate_world(
+                options.get("world_seed") or DEMO_SEED, options.get("scale") or "demo"
+            )
+        return world_company(key, world)
+
+    def company_key(self, scope: dict[str, Any]) -> str | None:
+        auth = self.authenticate(scope)
+        return auth[0] if auth else None
+
+    def error_response(self, status: int, message: str | None = None) -> Response:
+        return E.status_error(status, message).response()
+
+    def is_write_template(self, template: str) -> bool:
+        return template != "/v2/project/settings" and super().is_write_template(template)
+
+    def reset(self) -> None:
+        super().reset()
+        self.list_cache.clear()
+
+    # -- sessions -------------------------------------------------------------------------
+    def add_session(self, company: Company, session: Session) -> None:
+        self._sessions[session["token"]] = company.key
+        self.mark_dirty()
+
+    def session(self, token: str) -> tuple[str, Session] | None:
+        key = self._sessions.get(token)
+        if key is None:  # after a restart from a state file: rebuild the index once per miss
+            self._sessions = {t: k for k, c in self.companies.items() for t in c.sessions}
+            key = self._sessions.get(token)
+        company = self.companies.get(key) if key else None
+        if company is None or token not in company.sessions:
+            return None
+        return key, company.sessions[token]
+
+    def authenticate(self, scope: dict[str, Any]) -> tuple[str, Session] | None:
+        """(company key, session) from ``Authorization: Basic base64("0:<token>")``, cached."""
+        if "tlx.auth" in scope:
+            return scope["tlx.auth"]
+        result = None
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                result = self._basic(value)
+                break
+        scope["tlx.auth"] = result
+        return result
+
+    def _basic(self, header: bytes) -> tuple[str, Session] | None:
+        scheme, _, encoded = header.partition(b" ")
+        if scheme.lower() != b"basic":
+            return None
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        username, sep, token = decoded.partition(":")
+        if not sep:
+            return None
+        found = self.session(token)
+        if found is None:
+            return None
+        company = self.companies[found[0]]
+        # Username 0 or blank: the token owner's own company (API-NOTES 2.3); its own id too.
+        if username.strip() not in ("", "0", str(company.company_id)):
+            return None
+        return found
