@@ -63,6 +63,17 @@ def test_cursor_paging_follows_next_cursor_until_null(stub):
     assert all(s.headers["Authorization"] == f"Bearer {API_KEY}" for s in seen)
 
 
+def test_a_repeated_cursor_stops_paging_with_an_error(stub):
+    stub.add("GET", "/api/v1/projects", Reply(200, {"data": [{"id": 1}], "next_cursor": "same"}))
+    client = make_client(stub)
+
+    with pytest.raises(SvennApiError) as info:
+        client.list_all("projects")
+
+    assert info.value.code == "cursor_loop"
+    assert len(stub.seen) == 2
+
+
 def test_list_filters_are_sent_as_rfc3339_utc(stub):
     stub.add("GET", "/api/v1/customers", Reply(200, {"data": [{"id": 1}], "next_cursor": None}))
     client = make_client(stub)

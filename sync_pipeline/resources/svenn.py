@@ -196,6 +196,7 @@ class SvennClient(dg.ConfigurableResource):
         if include_deleted:
             params["include_deleted"] = "true"
         cursor: str | None = None
+        seen: set[str] = set()
         while True:
             page_params = {**params, **({"cursor": cursor} if cursor else {})}
             body = self._request("GET", f"/{resource}", params=page_params).json()
@@ -205,6 +206,15 @@ class SvennClient(dg.ConfigurableResource):
             cursor = body.get("next_cursor")
             if not cursor:
                 return
+            if cursor in seen:  # a server bug must not turn an extract into an endless loop
+                raise SvennApiError(
+                    status=200,
+                    code="cursor_loop",
+                    message="the server returned a cursor it had returned before",
+                    method="GET",
+                    path=f"/{resource}",
+                )
+            seen.add(cursor)
 
     def list_all(
         self,
