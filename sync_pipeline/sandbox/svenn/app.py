@@ -77,13 +77,38 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(400, "invalid_parameter", "a parameter is not valid", fields)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         message = exc.detail if isinstance(exc.detail, str) else None
-        return error_response(exc.status_code, message=message, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette names only the first matching route's methods; list the path's all.
+            headers = {**(headers or {}), "Allow": ", ".join(_methods_of(app, request.url.path))}
+        return error_response(exc.status_code, message=message, headers=headers)
 
     @app.exception_handler(Exception)
     async def server_error(_: Request, exc: Exception) -> Response:
         return error_response(500, "internal_error", f"unexpected {type(exc).__name__}")
+
+
+def _drop_null(schema: dict[str, Any]) -> None:
+    """A query or header parameter is absent or a string, never JSON null: say so."""
+    options = schema.get("anyOf")
+    if options and {"type": "null"} in options:
+        rest = [option for option in options if option != {"type": "null"}]
+        del schema["anyOf"]
+        if len(rest) == 1:
+            schema.update(rest[0])
+        else:
+            schema["anyOf"] = rest
+
+
+def _methods_of(app: FastAPI, path: str) -> list[str]:
+    methods: set[str] = set()
+    for route in app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 _RATE_LIMIT_HEADERS = {
@@ -117,6 +142,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     }
     for item in doc["paths"].values():
         for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                _drop_null(parameter["schema"])
             responses = operation["responses"]
             validation = responses.get("422", {}).get("content", {}).get("application/json", {})
             if "HTTPValidationError" in str(validation.get("schema", "")):
