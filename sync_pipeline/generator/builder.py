@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 Record = dict[str, Any]
@@ -47,10 +48,10 @@ class WorldBuilder:
         self._cases.append((rule, side, entity, record))
 
     def pair(self, entity: str, svenn_record: Record, tripletex_record: Record) -> None:
-        """Declare two records the same real-world thing (what a correct first sync links)."""
+        """Declare two records the same real-world thing (equal key, or e-mail for EMAIL_MATCH)."""
         self._pairs.append((entity, svenn_record, tripletex_record))
 
-    def unique_email(self, make: Any) -> str:
+    def unique_email(self, make: Callable[[], str]) -> str:
         """Call `make()` until it yields an e-mail not used yet (case-insensitively)."""
         for attempt in range(1000):
             email = make()
@@ -62,7 +63,7 @@ class WorldBuilder:
                 return email
         raise RuntimeError("could not find an unused e-mail address")
 
-    def unique_org_number(self, make: Any) -> str:
+    def unique_org_number(self, make: Callable[[], str]) -> str:
         while True:
             number = make()
             if number not in self.used_org_numbers:
@@ -79,15 +80,13 @@ class WorldBuilder:
     ]:
         for lists in (self.svenn, self.tripletex):
             for name, records in lists.items():
-                if name == "departments":
-                    pass
-                elif lists is self.tripletex and name == "employees":
-                    # Employee 1 is the API token owner: keep it first.
-                    rest = records[1:]
-                    self.rng.shuffle(rest)
-                    records[1:] = rest
-                else:
-                    self.rng.shuffle(records)
+                # Departments keep their order; Tripletex employee 1 (the token owner) stays first.
+                fixed = 0
+                if lists is self.tripletex:
+                    fixed = {"departments": len(records), "employees": 1}.get(name, 0)
+                rest = records[fixed:]
+                self.rng.shuffle(rest)
+                records[fixed:] = rest
                 for index, record in enumerate(records, start=1):
                     record["id"] = index
         for record in self.svenn["projects"]:

@@ -122,7 +122,7 @@ class _Customers:
         svenn_c["phone"] = svenn_c["phone"] or no.mobile_number(self.rng)
         c = dict(svenn_c)  # the Tripletex values
         if kind == "name":
-            c["name"] = f"{svenn_c['name'].removesuffix(' AS')} {self.rng.choice(no.PLACES)} AS"
+            c["name"] = _renamed(svenn_c["name"], svenn_c["org"] is not None)
         elif kind == "email":
             c["email"] = f"ny.{svenn_c['email']}"
         elif kind == "phone":
@@ -213,6 +213,14 @@ class _Customers:
 
     def tripletex_only(self) -> None:
         self.pools.tripletex_only.append(self.tripletex(self.data(), self.numbers.take()))
+
+
+def _renamed(name: str, company: bool) -> str:
+    """How the same customer is often spelled in the other system."""
+    if company:
+        return name.removesuffix(" AS") if name.endswith(" AS") else f"{name} AS"
+    first, _, last = name.partition(" ")
+    return f"{last}, {first}"
 
 
 def build_customers(b: WorldBuilder, total: int) -> CustomerPools:

@@ -49,8 +49,9 @@ class World:
     svenn: dict[str, list[dict]]  # "employees", "customers", "projects"
     tripletex: dict[str, list[dict]]  # "departments", "employees", "customers", "projects"
     cases: dict[str, list[tuple[str, str, int]]]  # case id -> [(side, entity, local id)]
-    # entity -> [(Svenn id, Tripletex id)]: the same real-world record on both sides,
-    # i.e. what a correct first sync links (DUPLICATE_KEY records are never in here).
+    # entity -> [(Svenn id, Tripletex id)]: the same real-world record on both sides (equal
+    # key after trimming, or equal e-mail for EMAIL_MATCH), tombstones included. A first sync
+    # should link each live pair; a DUPLICATE_KEY record is never in a pair.
     pairs: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
     def record(self, side: str, entity: str, local_id: int) -> dict[str, Any]:
