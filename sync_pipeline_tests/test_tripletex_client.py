@@ -527,3 +527,81 @@ def test_sandbox_validation_error_is_typed(sandbox_client):
     assert info.value.status == 422
     assert any(m["field"] == "name" for m in info.value.validation_messages)
     assert client.consumer_token not in str(info.value)
+
+
+@pytest.mark.integration
+def test_sandbox_conditional_get_detects_no_change_then_a_change(sandbox_client):
+    client = sandbox_client()
+    client.post("/customer", {"name": "Før", "customerNumber": 7001})
+
+    first = client.get_page_conditional("/customer", fields=CUSTOMER_FIELDS)
+    again = client.get_page_conditional(
+        "/customer", fields=CUSTOMER_FIELDS, if_none_match=first.version_digest
+    )
+    client.post("/customer", {"name": "Etter", "customerNumber": 7002})
+    changed = client.get_page_conditional(
+        "/customer", fields=CUSTOMER_FIELDS, if_none_match=first.version_digest
+    )
+
+    assert first.version_digest and [c["customerNumber"] for c in first.values] == [7001]
+    assert again.not_modified and again.values is None
+    assert not changed.not_modified
+    assert changed.version_digest != first.version_digest
+    assert sorted(c["customerNumber"] for c in changed.values) == [7001, 7002]
+
+
+@pytest.mark.integration
+def test_sandbox_stale_version_is_a_409_and_not_retried(sandbox_client):
+    client = sandbox_client()
+    customer = client.post("/customer", {"name": "Kunde", "customerNumber": 7100})
+    client.put(f"/customer/{customer['id']}", {"version": customer["version"], "name": "Ny"})
+
+    with pytest.raises(TripletexApiError) as info:
+        client.put(f"/customer/{customer['id']}", {"version": customer["version"], "name": "Gml"})
+
+    assert info.value.status == 409
+    assert client.requests_by_endpoint["PUT /customer/{id}"] == 2
+
+
+@pytest.mark.integration
+def test_sandbox_wrong_employee_token_is_a_401_without_secrets(tripletex_sandbox, caplog):
+    client = TripletexClient(
+        base_url=tripletex_sandbox.base_url,
+        consumer_token=tripletex_sandbox.consumer_token,
+        employee_token="employee-SECRET-does-not-exist",
+    )
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(TripletexApiError) as info:
+        client.who_am_i()
+
+    assert info.value.status == 401
+    for text in (str(info.value), repr(info.value), caplog.text):
+        assert "employee-SECRET-does-not-exist" not in text
+        assert tripletex_sandbox.consumer_token not in text
+
+
+@pytest.fixture(scope="module")
+def rate_limited_tripletex():
+    """A separate Tripletex sandbox that refuses more than 5 requests per second."""
+    from sync_pipeline.sandbox.process import SandboxProcess
+
+    with SandboxProcess.start("tripletex", "--seed", "empty", "--rate-limit", "5/1") as sandbox:
+        yield sandbox
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("client_window", [None, 5], ids=["server-headers", "client-window"])
+def test_sandbox_rate_limit_is_respected_without_429s(rate_limited_tripletex, client_window):
+    client = TripletexClient(
+        base_url=rate_limited_tripletex.base_url,
+        consumer_token=rate_limited_tripletex.consumer_token,
+        employee_token=rate_limited_tripletex.new_company(seed="empty"),  # its own budget
+        rate_limit_requests=client_window,
+        rate_limit_seconds=1.0,
+    )
+
+    for _ in range(10):
+        client.get("/token/session/%3EwhoAmI")
+
+    assert client.requests_made == 11, "session + 10 calls, none repeated after a 429"
+    assert client.rate_limit_wait_seconds > 0
