@@ -7,6 +7,7 @@ defaults. Everything here is plain picklable data, saved by the hub's state file
 
 from __future__ import annotations
 
+import gc
 import time
 import zlib
 from collections import defaultdict
@@ -28,6 +29,7 @@ INDEXED = (
     ("employee", "email"),
     ("projectParticipant", "project"),
 )
+_INDEXED_BY_TABLE = {t: tuple(f for t2, f in INDEXED if t2 == t) for t in TABLES}
 
 
 def oslo_today() -> date:
@@ -145,25 +147,23 @@ class Company:
         rec["_rev"] = self.revision
 
     def _index(self, table: str, rec: dict[str, Any]) -> None:
-        for t, fname in INDEXED:
-            if t == table:
-                value = _index_value(table, fname, rec.get(fname))
-                if value not in (None, ""):
-                    self.indexes[(t, fname)][value].append(rec["id"])
+        for fname in _INDEXED_BY_TABLE[table]:
+            value = _index_value(table, fname, rec.get(fname))
+            if value is not None and value != "":
+                self.indexes[(table, fname)][value].append(rec["id"])
         if table == "project" and str(rec.get("number") or "").isdigit():
             self.project_number_high = max(self.project_number_high, int(rec["number"]))
         elif table == "customer" and isinstance(rec.get("customerNumber"), int):
             self.customer_number_high = max(self.customer_number_high, rec["customerNumber"])
 
     def _unindex(self, table: str, rec: dict[str, Any]) -> None:
-        for t, fname in INDEXED:
-            if t == table:
-                value = _index_value(table, fname, rec.get(fname))
-                ids = self.indexes[(t, fname)].get(value)
-                if ids and rec["id"] in ids:
-                    ids.remove(rec["id"])
-                    if not ids:
-                        del self.indexes[(t, fname)][value]
+        for fname in _INDEXED_BY_TABLE[table]:
+            value = _index_value(table, fname, rec.get(fname))
+            ids = self.indexes[(table, fname)].get(value)
+            if ids and rec["id"] in ids:
+                ids.remove(rec["id"])
+                if not ids:
+                    del self.indexes[(table, fname)][value]
 
     # -- sessions -------------------------------------------------------------------------
     def new_session(self, token: str, expiration: str, consumer_token: str) -> dict[str, Any]:
@@ -210,6 +210,17 @@ def _ref(value: Any) -> int | None:
 
 def world_company(key: str, world: Any) -> Company:
     """The Tripletex side of a generated world, loaded in bulk (ids kept)."""
+    # Hundreds of thousands of small dicts: the cyclic GC would rescan them over and over.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_world(key, world)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_world(key: str, world: Any) -> Company:
     info = getattr(world, "company", None) or {}
     company = Company(
         key,
