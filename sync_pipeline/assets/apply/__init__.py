@@ -1,0 +1,8 @@
+"""The apply step (group ``apply``): carry out ``sync.plan``, keep ``sync.links`` true, and
+materialise the error log (``sync.errors``) and the runs summary (``sync.runs``).
+
+Layout: ``links`` (link state transitions and ``$ref`` resolution), ``wal`` (the
+write-ahead log ``sync.operations``), ``recovery`` (creates of a crashed run),
+``executor`` (plan rows → API calls), ``errors`` (error log, runs, exports, publishing),
+``assets`` and ``checks`` (the Dagster side).
+"""

@@ -1,0 +1,247 @@
+"""The ``apply`` group: ``sync/links`` (the plan carried out) → ``sync/errors`` (error log,
+runs summary, exports, Svenn's error list).
+
+A run where an API was down for every write fails (after recording what it could);
+a run where some writes failed succeeds with ``outcome = 'partial'`` in ``sync.runs``
+and in the metadata, and the failed records are in the error log.
+"""
+
+import time
+from collections import Counter
+from typing import Any
+
+import dagster as dg
+
+from sync_pipeline.assets.apply import errors as errlog
+from sync_pipeline.assets.apply.executor import ApplyReport, PlanExecutor, load_plan
+from sync_pipeline.assets.apply.recovery import recover
+from sync_pipeline.jobs import FULL_EXTRACT_TAG
+from sync_pipeline.partitions import tenant_partitions
+from sync_pipeline.resources.http import ApiError
+from sync_pipeline.resources.storage import SyncDuckDB
+from sync_pipeline.tenants import TenantsResource
+
+PLAN_KEY = dg.AssetKey(["sync", "plan"])
+LINKS_KEY = dg.AssetKey(["sync", "links"])
+ERRORS_KEY = dg.AssetKey(["sync", "errors"])
+PREVIEW_ROWS = 20
+
+
+def _md_table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(value: Any) -> str:
+        return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")[:120]
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) if rows else "_none_"
+
+
+def outcome_of(report: ApplyReport, planned: int) -> str:
+    """'failed' when nothing could be written because an API was down; else success/partial."""
+    if planned and report.successes == 0 and report.unavailable > 0:
+        return "failed"
+    return "partial" if report.failures else "success"
+
+
+@dg.asset(
+    key=LINKS_KEY,
+    deps=[PLAN_KEY],
+    partitions_def=tenant_partitions,
+    group_name="apply",
+    owners=["team:sync"],
+    kinds={"duckdb", "python", "svenn", "tripletex"},
+    description=(
+        "Carries out this run's sync.plan against Svenn and Tripletex in dependency order "
+        "(batched /list writes, Idempotency-Key / If-Match on Svenn), through the write-ahead "
+        "log sync.operations, after recovering creates a crashed run left unsettled (G4, G5, "
+        "G8). Keeps sync.links and their bases true (G6). Review tenants write nothing (G9)."
+    ),
+)
+def applied_links(
+    context: dg.AssetExecutionContext, duckdb: SyncDuckDB, tenants: TenantsResource
+) -> dg.MaterializeResult:
+    tenant, run_id = context.partition_key, context.run_id
+    config = tenants.get(tenant)
+    started = time.monotonic()
+    with duckdb.get_connection() as conn:
+        rows = load_plan(conn, tenant, [run_id])
+        planned_total = conn.execute(
+            "SELECT count(*) FROM sync.plan WHERE tenant = ? AND run_id = ?", [tenant, run_id]
+        ).fetchone()[0]
+    report = ApplyReport()
+    recovered: dict[str, int] = {}
+    tripletex = config.tripletex_client()
+    svenn = config.svenn_client()
+    try:
+        if config.mode == "active":
+            recovered = recover(
+                tenant=tenant,
+                run_id=run_id,
+                connect=duckdb.get_connection,
+                tripletex=tripletex,
+                svenn=svenn,
+                log=context.log,
+            )
+            executor = PlanExecutor(
+                tenant=tenant,
+                run_id=run_id,
+                connect=duckdb.get_connection,
+                tripletex=tripletex,
+                svenn=svenn,
+                log=context.log,
+            )
+            report = executor.run(rows)
+        requests = {"tripletex": tripletex.requests_made, "svenn": svenn.requests_made}
+    finally:
+        tripletex.close()
+        svenn.close()
+    outcome = "review" if config.mode == "review" else outcome_of(report, len(rows))
+    duration = time.monotonic() - started
+    with duckdb.get_connection() as conn:
+        extract = errlog.extract_requests(conn, tenant, run_id)
+        errlog.upsert_run(
+            conn,
+            tenant,
+            run_id,
+            mode=config.mode,
+            full_extract=context.run.tags.get(FULL_EXTRACT_TAG) == "true",
+            outcome=outcome,
+            counts=errlog.run_counts(conn, tenant, run_id),
+            requests={
+                system: {"extract": extract.get(system, 0), "apply": requests[system]}
+                for system in ("tripletex", "svenn")
+            },
+            reason=None if outcome != "failed" else "an API was unavailable for every write",
+        )
+        active_links = conn.execute(
+            "SELECT count(*) FROM sync.links WHERE tenant = ? AND state = 'active'", [tenant]
+        ).fetchone()[0]
+    by_type = Counter({f"{e}.{op}": n for (e, op), n in report.operations.items()})
+    metadata: dict[str, Any] = {
+        "dagster/row_count": dg.MetadataValue.int(int(active_links)),
+        "outcome": outcome,
+        "planned_rows": dg.MetadataValue.int(int(planned_total)),
+        "rows_to_apply": dg.MetadataValue.int(len(rows)),
+        "operations_by_type": dg.MetadataValue.json(dict(sorted(by_type.items()))),
+        "successes": dg.MetadataValue.int(report.successes),
+        "failures": dg.MetadataValue.int(report.failures),
+        "skipped": dg.MetadataValue.int(report.states["skipped"]),
+        "recovered_creates": dg.MetadataValue.json(recovered),
+        "requests_tripletex": dg.MetadataValue.int(requests["tripletex"]),
+        "requests_svenn": dg.MetadataValue.int(requests["svenn"]),
+        "duration_s": dg.MetadataValue.float(round(duration, 3)),
+        "first_errors": dg.MetadataValue.md(
+            _md_table(
+                ["code", "entity", "record", "message"],
+                [
+                    [f.code, f.entity, f.record_label, f.message]
+                    for f in report.findings[:PREVIEW_ROWS]
+                ],
+            )
+        ),
+    }
+    if outcome == "failed":
+        finish_error_log(duckdb, tenant, run_id, complete=False)
+        raise dg.Failure(
+            description=(
+                f"Nothing could be written for tenant {tenant}: an API was unavailable "
+                f"({report.unavailable} writes). The records are in the error log as "
+                "API_UNAVAILABLE and are retried by the next run."
+            ),
+            metadata=metadata,
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def finish_error_log(
+    duckdb: SyncDuckDB, tenant: str, run_id: str, *, complete: bool
+) -> tuple[int, int, list]:
+    """Merge the run's findings, close the runs row and write the Parquet exports."""
+    with duckdb.get_connection() as conn:
+        opened, resolved = errlog.merge_error_log(conn, tenant, run_id, complete=complete)
+        errlog.upsert_run(conn, tenant, run_id, errors_opened=opened, errors_resolved=resolved)
+        conn.execute(
+            "UPDATE sync.runs SET finished_at = now(), duration_s = "
+            "epoch(now()) - epoch(started_at) WHERE tenant = ? AND run_id = ?",
+            [tenant, run_id],
+        )
+        paths = errlog.export_parquet(conn, tenant, errlog.export_dir())
+    return opened, resolved, paths
+
+
+@dg.asset(
+    key=ERRORS_KEY,
+    deps=[LINKS_KEY],
+    partitions_def=tenant_partitions,
+    group_name="apply",
+    owners=["team:sync"],
+    kinds={"duckdb", "python", "svenn", "parquet"},
+    description=(
+        "The error log analysts query (G10): the run's findings merged into sync.errors (one "
+        "open row per tenant, code, entity and record; resolved when no longer seen in a "
+        "complete run). Closes the sync.runs row, writes open errors and runs as Parquet "
+        "under SYNC_EXPORT_DIR, and publishes the open errors to Svenn when they changed."
+    ),
+)
+def error_log(
+    context: dg.AssetExecutionContext, duckdb: SyncDuckDB, tenants: TenantsResource
+) -> dg.MaterializeResult:
+    tenant, run_id = context.partition_key, context.run_id
+    config = tenants.get(tenant)
+    with duckdb.get_connection() as conn:
+        row = conn.execute(
+            "SELECT outcome FROM sync.runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
+        ).fetchone()
+        unavailable = conn.execute(
+            "SELECT count(*) FROM sync.findings WHERE tenant = ? AND run_id = ? "
+            "AND code = 'API_UNAVAILABLE'",
+            [tenant, run_id],
+        ).fetchone()[0]
+    complete = row is not None and row[0] != "failed" and unavailable == 0
+    opened, resolved, paths = finish_error_log(duckdb, tenant, run_id, complete=complete)
+    with duckdb.get_connection() as conn:
+        open_errors = errlog.open_errors_for_svenn(conn, tenant)
+        digest = errlog.errors_hash(open_errors)
+        changed = digest != errlog.last_published_hash(conn, tenant)
+        by_code = dict(
+            conn.execute(
+                "SELECT code, count(*) FROM sync.errors WHERE tenant = ? AND resolved_at IS NULL "
+                "GROUP BY code ORDER BY code",
+                [tenant],
+            ).fetchall()
+        )
+    published, publish_error = False, None
+    if changed and config.mode == "active":  # review mode writes nothing to Svenn (G9)
+        svenn = config.svenn_client()
+        try:
+            svenn.put_errors(open_errors)
+            published = True
+        except ApiError as err:
+            publish_error = str(err)
+            context.log.warning(f"Svenn error list not published (retried next run): {err}")
+        finally:
+            svenn.close()
+        if published:
+            with duckdb.get_connection() as conn:
+                errlog.record_publication(conn, tenant, run_id, digest, len(open_errors))
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(open_errors)),
+            "errors_opened": dg.MetadataValue.int(opened),
+            "errors_resolved": dg.MetadataValue.int(resolved),
+            "complete_run": complete,
+            "open_by_code": dg.MetadataValue.json(by_code),
+            "published_to_svenn": published,
+            "publish_error": publish_error or "",
+            "exports": dg.MetadataValue.json([str(p) for p in paths]),
+            "open_errors": dg.MetadataValue.md(
+                _md_table(
+                    ["code", "severity", "entity", "record", "message"],
+                    [
+                        [e["code"], e["severity"], e["entity"], e["record_label"], e["message"]]
+                        for e in open_errors[:PREVIEW_ROWS]
+                    ],
+                )
+            ),
+        }
+    )

@@ -1,0 +1,286 @@
+"""The error log (``sync.errors``), the runs summary (``sync.runs``), their Parquet
+exports, and publishing the open errors to Svenn (G10).
+
+``sync.errors`` is merged set-based from the run's ``sync.findings``: one open row per
+(tenant, code, entity, record); seen again, ``last_seen_at`` moves and message/details
+refresh; not seen in a complete run, ``resolved_at`` is set. Rows are never deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from sync_pipeline.model import PLURAL
+
+EXPORT_DIR_ENV = "SYNC_EXPORT_DIR"
+DEFAULT_EXPORT_DIR = "data/exports"
+
+
+def export_dir() -> Path:
+    """``$SYNC_EXPORT_DIR`` or ``data/exports``."""
+    return Path(os.environ.get(EXPORT_DIR_ENV) or DEFAULT_EXPORT_DIR)
+
+
+@dataclass
+class Finding:
+    """One ``sync.findings`` row."""
+
+    tenant: str
+    run_id: str
+    entity: str | None
+    side: str | None
+    svenn_id: int | None
+    tripletex_id: int | None
+    record_label: str | None
+    code: str
+    severity: str
+    rule_id: str | None
+    message: str
+    details: dict[str, Any] | None
+
+
+def insert_findings(conn: duckdb.DuckDBPyConnection, findings: list[Finding]) -> None:
+    if not findings:
+        return
+    frame = pd.DataFrame(
+        {
+            "tenant": [f.tenant for f in findings],
+            "run_id": [f.run_id for f in findings],
+            "entity": [f.entity for f in findings],
+            "side": [f.side for f in findings],
+            "svenn_id": pd.array([f.svenn_id for f in findings], dtype="Int64"),
+            "tripletex_id": pd.array([f.tripletex_id for f in findings], dtype="Int64"),
+            "record_label": [f.record_label for f in findings],
+            "code": [f.code for f in findings],
+            "severity": [f.severity for f in findings],
+            "rule_id": [f.rule_id for f in findings],
+            "message": [f.message for f in findings],
+            "details": [
+                json.dumps(f.details, ensure_ascii=False, default=str) if f.details else None
+                for f in findings
+            ],
+        }
+    )
+    conn.register("_new_findings", frame)
+    try:
+        conn.execute(
+            "INSERT INTO sync.findings SELECT tenant, run_id, entity, side, svenn_id, "
+            "tripletex_id, record_label, code, severity, rule_id, message, "
+            "CAST(details AS JSON) FROM _new_findings"
+        )
+    finally:
+        conn.unregister("_new_findings")
+
+
+_SAME_RECORD = (
+    "e.code = f.code AND e.entity IS NOT DISTINCT FROM f.entity "
+    "AND e.svenn_id IS NOT DISTINCT FROM f.svenn_id "
+    "AND e.tripletex_id IS NOT DISTINCT FROM f.tripletex_id"
+)
+
+
+def merge_error_log(
+    conn: duckdb.DuckDBPyConnection, tenant: str, run_id: str, *, complete: bool
+) -> tuple[int, int]:
+    """Fold the run's findings into ``sync.errors``; returns (opened, resolved).
+
+    ``complete`` is False when part of the run could not be evaluated (an API was
+    down): then nothing is resolved, since an unseen error may just be unchecked.
+    """
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(
+            "CREATE OR REPLACE TEMP TABLE _run_findings AS "
+            "SELECT code, entity, svenn_id, tripletex_id, "
+            "any_value(severity) AS severity, "
+            "any_value(record_label) AS record_label, "
+            "string_agg(DISTINCT message, ' | ') AS message, "
+            "any_value(details) AS details "
+            "FROM sync.findings WHERE tenant = ? AND run_id = ? "
+            "GROUP BY code, entity, svenn_id, tripletex_id",
+            [tenant, run_id],
+        )
+        conn.execute(
+            "UPDATE sync.errors AS e SET last_seen_at = now(), severity = f.severity, "
+            "message = f.message, details = f.details, "
+            "record_label = coalesce(f.record_label, e.record_label), run_id = ? "
+            f"FROM _run_findings AS f WHERE e.tenant = ? AND e.resolved_at IS NULL AND {_SAME_RECORD}",
+            [run_id, tenant],
+        )
+        opened = conn.execute(
+            "INSERT INTO sync.errors (tenant, code, severity, entity, svenn_id, tripletex_id, "
+            "record_label, message, details, first_seen_at, last_seen_at, resolved_at, run_id) "
+            "SELECT ?, f.code, f.severity, f.entity, f.svenn_id, f.tripletex_id, "
+            "f.record_label, f.message, f.details, now(), now(), NULL, ? "
+            "FROM _run_findings AS f WHERE NOT EXISTS (SELECT 1 FROM sync.errors AS e "
+            f"WHERE e.tenant = ? AND e.resolved_at IS NULL AND {_SAME_RECORD})",
+            [tenant, run_id, tenant],
+        ).fetchone()[0]
+        resolved = 0
+        if complete:
+            resolved = conn.execute(
+                "UPDATE sync.errors AS e SET resolved_at = now(), run_id = ? "
+                "WHERE e.tenant = ? AND e.resolved_at IS NULL AND NOT EXISTS "
+                f"(SELECT 1 FROM _run_findings AS f WHERE {_SAME_RECORD})",
+                [run_id, tenant],
+            ).fetchone()[0]
+        conn.execute("DROP TABLE _run_findings")
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    return int(opened), int(resolved)
+
+
+# -- sync.runs ------------------------------------------------------------------------------
+def upsert_run(conn: duckdb.DuckDBPyConnection, tenant: str, run_id: str, **values: Any) -> None:
+    """Create or update the run's row (the apply asset starts it, the error log finishes it)."""
+    for name in ("counts", "requests"):
+        if name in values and values[name] is not None and not isinstance(values[name], str):
+            values[name] = json.dumps(values[name], sort_keys=True)
+    exists = conn.execute(
+        "SELECT count(*) FROM sync.runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
+    ).fetchone()[0]
+    if not exists:
+        started = conn.execute(
+            "SELECT min(started_at) FROM sync.extracts WHERE tenant = ? AND run_id = ?",
+            [tenant, run_id],
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO sync.runs (tenant, run_id, started_at) VALUES (?, ?, coalesce(?, now()))",
+            [tenant, run_id, started],
+        )
+    if values:
+        sets = ", ".join(
+            f"{k} = CAST(? AS JSON)" if k in ("counts", "requests") else f"{k} = ?" for k in values
+        )
+        conn.execute(
+            f"UPDATE sync.runs SET {sets} WHERE tenant = ? AND run_id = ?",
+            [*values.values(), tenant, run_id],
+        )
+
+
+def run_counts(conn: duckdb.DuckDBPyConnection, tenant: str, run_id: str) -> dict[str, Any]:
+    """Planned rows and applied outcomes per entity and operation (``sync.runs.counts``)."""
+    counts: dict[str, Any] = {"planned": {}, "applied": {}}
+    for entity, operation, n in conn.execute(
+        "SELECT entity, operation, count(*) FROM sync.plan WHERE tenant = ? AND run_id = ? "
+        "GROUP BY ALL ORDER BY ALL",
+        [tenant, run_id],
+    ).fetchall():
+        counts["planned"].setdefault(entity, {})[operation] = n
+    for entity, operation, state, n in conn.execute(
+        "SELECT entity, operation, state, count(*) FROM sync.operations "
+        "WHERE tenant = ? AND run_id = ? GROUP BY ALL ORDER BY ALL",
+        [tenant, run_id],
+    ).fetchall():
+        counts["applied"].setdefault(entity, {}).setdefault(operation, {})[state] = n
+    return counts
+
+
+def extract_requests(conn: duckdb.DuckDBPyConnection, tenant: str, run_id: str) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT system, coalesce(sum(requests), 0) FROM sync.extracts "
+        "WHERE tenant = ? AND run_id = ? GROUP BY system",
+        [tenant, run_id],
+    ).fetchall()
+    return {system: int(n) for system, n in rows}
+
+
+# -- exports ---------------------------------------------------------------------------------
+def _copy_parquet(conn: duckdb.DuckDBPyConnection, query: str, params: list, path: Path) -> None:
+    """Write atomically (temp file + rename) so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
+    os.close(fd)
+    try:
+        frame = conn.execute(query, params).df()
+        conn.register("_export", frame)
+        try:
+            conn.execute(f"COPY _export TO '{tmp}' (FORMAT parquet)")
+        finally:
+            conn.unregister("_export")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def export_parquet(conn: duckdb.DuckDBPyConnection, tenant: str, directory: Path) -> list[Path]:
+    """``open_errors/tenant=<t>/data.parquet`` and ``runs/tenant=<t>/data.parquet``."""
+    written = []
+    for name, query in (
+        (
+            "open_errors",
+            "SELECT * EXCLUDE (tenant) FROM sync.errors WHERE tenant = ? AND resolved_at IS NULL "
+            "ORDER BY severity, code, entity, record_label",
+        ),
+        ("runs", "SELECT * EXCLUDE (tenant) FROM sync.runs WHERE tenant = ? ORDER BY started_at"),
+    ):
+        path = directory / name / f"tenant={tenant}" / "data.parquet"
+        _copy_parquet(conn, query, [tenant], path)
+        written.append(path)
+    return written
+
+
+# -- publishing to Svenn (G10) ------------------------------------------------------------------
+def _rfc3339(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def open_errors_for_svenn(conn: duckdb.DuckDBPyConnection, tenant: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT code, severity, message, entity, svenn_id, tripletex_id, record_label, "
+        "first_seen_at, last_seen_at FROM sync.errors WHERE tenant = ? AND resolved_at IS NULL "
+        "ORDER BY code, entity, record_label, svenn_id, tripletex_id",
+        [tenant],
+    ).fetchall()
+    return [
+        {
+            "code": code,
+            "severity": severity,
+            "message": message,
+            "entity": PLURAL.get(entity, entity) if entity else None,  # type: ignore[call-overload]
+            "record_id": svenn_id if svenn_id is not None else tripletex_id,
+            "record_label": label,
+            "first_seen_at": _rfc3339(first),
+            "last_seen_at": _rfc3339(last),
+        }
+        for code, severity, message, entity, svenn_id, tripletex_id, label, first, last in rows
+    ]
+
+
+def errors_hash(errors: list[dict[str, Any]]) -> str:
+    """What users would see change; ``last_seen_at`` alone moving is not a change (G6)."""
+    stable = [{k: v for k, v in e.items() if k != "last_seen_at"} for e in errors]
+    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()
+
+
+def last_published_hash(conn: duckdb.DuckDBPyConnection, tenant: str) -> str | None:
+    row = conn.execute(
+        "SELECT errors_hash FROM sync.error_publications WHERE tenant = ? "
+        "ORDER BY published_at DESC LIMIT 1",
+        [tenant],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def record_publication(
+    conn: duckdb.DuckDBPyConnection, tenant: str, run_id: str, digest: str, count: int
+) -> None:
+    conn.execute(
+        "INSERT INTO sync.error_publications VALUES (?, ?, ?, ?, now())",
+        [tenant, run_id, digest, count],
+    )

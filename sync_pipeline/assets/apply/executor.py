@@ -1,0 +1,788 @@
+"""Carry out one run's plan against Svenn and Tripletex (G4, G5, G6, G8, P5, E2, P9, C7).
+
+Rows run in dependency order (the plan's entity order: employees, customers,
+projects, then participants), and within an entity: key matches (``link``) first,
+then Tripletex number assignments, creates and updates through the batch ``/list``
+endpoints, then Svenn writes, then detaches. Every write goes through the
+write-ahead log (``wal``); the link change an outcome implies is committed in the
+same transaction as that outcome. A batch Tripletex rejects (4xx) is bisected so
+the good records still land; a transient failure of a create is settled by looking
+the records up by their key before anything is sent again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from sync_pipeline.assets.apply import wal
+from sync_pipeline.assets.apply.errors import Finding, insert_findings
+from sync_pipeline.assets.apply.links import (
+    LinkIndex,
+    LinkWrite,
+    UnresolvedRefError,
+    apply_to_index,
+    resolve_refs,
+    write_links,
+)
+from sync_pipeline.model import PLURAL
+from sync_pipeline.resources.http import ApiError, ApiUnavailableError
+
+logger = logging.getLogger(__name__)
+
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+
+TRIPLETEX_PATH = {"project": "/project", "customer": "/customer", "employee": "/employee"}
+#: The key field as each API names it (G4: creates always send it).
+KEY_FIELD = {
+    "tripletex": {"project": "number", "customer": "customerNumber", "employee": "employeeNumber"},
+    "svenn": {
+        "project": "display_id",
+        "customer": "customer_number",
+        "employee": "employee_number",
+    },
+}
+#: The Tripletex list filter that finds a record by its key.
+TRIPLETEX_KEY_FILTER = {
+    "project": "number",
+    "customer": "customerAccountNumber",
+    "employee": "employeeNumber",
+}
+#: Entities with a batch update endpoint (there is no ``PUT /employee/list``).
+TRIPLETEX_PUT_LIST = frozenset({"project", "customer"})
+#: How often a create whose outcome stayed unknown is looked up and re-sent in one run.
+UNKNOWN_CREATE_ATTEMPTS = 3
+
+
+class UnsafeWriteError(RuntimeError):
+    """The plan asks for a write the sync must never make; a bug upstream, so the run stops."""
+
+
+@dataclass
+class PlanRow:
+    seq: int
+    entity: str
+    target: str
+    operation: str
+    svenn_id: int | None
+    tripletex_id: int | None
+    key: str | None
+    label: str | None
+    payload: Any
+    fields: list[str] | None
+    rule_ids: list[str] | None
+    expected_version: int | None
+    base_after: dict[str, Any] | None
+
+    @property
+    def group(self) -> tuple[str, str, int | None]:
+        """The record pair this row belongs to (rows of one pair share their outcome)."""
+        if self.tripletex_id is not None:
+            return (self.entity, "t", self.tripletex_id)
+        return (self.entity, "s", self.svenn_id)
+
+
+def _loads(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def load_plan(conn: duckdb.DuckDBPyConnection, tenant: str, run_ids: list[str]) -> list[PlanRow]:
+    """The rows to apply of the first of ``run_ids`` that has a plan, in ``seq`` order."""
+    for run_id in run_ids:
+        rows = conn.execute(
+            "SELECT seq, entity, target, operation, svenn_id, tripletex_id, key, label, "
+            "payload, fields, rule_ids, expected_version, base_after FROM sync.plan "
+            "WHERE tenant = ? AND run_id = ? AND apply ORDER BY seq",
+            [tenant, run_id],
+        ).fetchall()
+        if rows:
+            return [
+                PlanRow(
+                    *r[:8],
+                    payload=_loads(r[8]),
+                    fields=list(r[9]) if r[9] is not None else None,
+                    rule_ids=list(r[10]) if r[10] is not None else None,
+                    expected_version=r[11],
+                    base_after=_loads(r[12]),
+                )
+                for r in rows
+            ]
+    return []
+
+
+def guard(row: PlanRow, payload: Any) -> None:
+    """The writes the sync never makes, whatever the plan says (P4, C3, G-rules)."""
+    if row.target == "tripletex" and row.operation == "delete":
+        raise UnsafeWriteError(f"plan row {row.seq}: the sync never deletes in Tripletex")
+    if row.target == "tripletex" and isinstance(payload, dict):
+        if "isInternal" in payload:
+            raise UnsafeWriteError(f"plan row {row.seq}: the sync never writes isInternal (P4)")
+        if row.entity == "customer" and payload.get("isInactive") is True:
+            raise UnsafeWriteError(
+                f"plan row {row.seq}: the sync never sets a Tripletex customer inactive (C3)"
+            )
+
+
+def idempotency_key(tenant: str, row: PlanRow, payload: Any) -> str:
+    """Stable across runs for the same source record and body (G4/G5).
+
+    Svenn replays the first answer for a repeated key but refuses a reused key with
+    another body, so the body's digest is part of it: a corrected record gets a fresh key.
+    """
+    source = f"tripletex:{row.tripletex_id}" if row.target == "svenn" else f"svenn:{row.svenn_id}"
+    digest = hashlib.sha256(
+        json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
+    ).hexdigest()[:16]
+    return f"sync:{tenant}:{row.entity}:{source}:{digest}"
+
+
+@dataclass
+class Result:
+    """What happened to one row; ``link`` is committed with the WAL outcome."""
+
+    row: PlanRow
+    state: str  # 'done' | 'failed' | 'skipped' | 'unknown'
+    result_id: int | None = None
+    version: int | None = None
+    error: dict[str, Any] | None = None
+    finding: Finding | None = None
+    links: list[LinkWrite] = field(default_factory=list)
+
+
+@dataclass
+class ApplyReport:
+    operations: Counter = field(default_factory=Counter)  # (entity, operation) -> rows
+    states: Counter = field(default_factory=Counter)  # state -> rows
+    by_entity_state: Counter = field(default_factory=Counter)  # (entity, op, state) -> rows
+    findings: list[Finding] = field(default_factory=list)
+    recovered: int = 0
+    requests: dict[str, int] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    @property
+    def successes(self) -> int:
+        return self.states["done"]
+
+    @property
+    def failures(self) -> int:
+        return self.states["failed"] + self.states["unknown"]
+
+    @property
+    def unavailable(self) -> int:
+        return sum(1 for f in self.findings if f.code == "API_UNAVAILABLE")
+
+
+def _api_message(err: ApiError) -> str:
+    parts = [err.message.strip()] if err.message and err.message.strip() else []
+    for m in err.validation_messages:
+        text = f"{m['field']}: {m['message']}" if m.get("field") else str(m.get("message") or "")
+        if text:
+            parts.append(text)
+    return "; ".join(parts) or f"HTTP {err.status}"
+
+
+def _error_details(err: ApiError) -> dict[str, Any]:
+    return {
+        "system": err.system,
+        "status": err.status,
+        "code": err.code,
+        "message": err.message,
+        "validation_messages": err.validation_messages,
+        "request_id": err.request_id,
+    }
+
+
+def _is_transient(err: ApiError) -> bool:
+    return isinstance(err, ApiUnavailableError) or err.is_transient
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class PlanExecutor:
+    """Applies plan rows for one tenant and run; see the module docstring for the order."""
+
+    def __init__(
+        self,
+        *,
+        tenant: str,
+        run_id: str,
+        connect: Connect,
+        tripletex: Any,
+        svenn: Any,
+        batch_size: int = 100,
+        workers: int = 4,
+        retry_wait_seconds: float = 1.0,
+        log: logging.Logger | Any = logger,
+    ) -> None:
+        self.tenant = tenant
+        self.run_id = run_id
+        self.connect = connect
+        self.tripletex = tripletex
+        self.svenn = svenn
+        self.batch_size = batch_size
+        self.workers = workers
+        self.retry_wait_seconds = retry_wait_seconds
+        self.log = log
+        self.report = ApplyReport()
+        self.index = LinkIndex()
+        self._tx_version: dict[tuple[str, int], int] = {}
+        self._sv_version: dict[tuple[str, int], int] = {}
+        self._failed_groups: set[tuple[str, str, int | None]] = set()
+        self._pending_base: dict[tuple[str, str, int | None], PlanRow] = {}
+        self._new_pairs: set[tuple[str, str, int | None]] = set()
+
+    # -- entry point ----------------------------------------------------------------------
+    def run(self, rows: list[PlanRow]) -> ApplyReport:
+        started = time.monotonic()
+        tx0, sv0 = self.tripletex.requests_made, self.svenn.requests_made
+        for row in rows:  # fail before any write, not halfway through the plan
+            guard(row, row.payload)
+        with self.connect() as conn:
+            self.index = LinkIndex.load(conn, self.tenant)
+        phases: dict[str, list[PlanRow]] = {}
+        for row in rows:
+            phases.setdefault(row.entity, []).append(row)
+        for entity, phase_rows in phases.items():
+            self._run_phase(entity, phase_rows)
+        self.report.requests = {
+            "tripletex": self.tripletex.requests_made - tx0,
+            "svenn": self.svenn.requests_made - sv0,
+        }
+        self.report.duration_s = time.monotonic() - started
+        return self.report
+
+    def _run_phase(self, entity: str, rows: list[PlanRow]) -> None:
+        def pick(target: str, *ops: str) -> list[PlanRow]:
+            return [r for r in rows if r.target == target and r.operation in ops]
+
+        self._links(pick("state", "link"))
+        self._tripletex_writes(entity, pick("tripletex", "set_number"), "update")
+        self._tripletex_writes(entity, pick("tripletex", "create"), "create")
+        self._tripletex_writes(entity, pick("tripletex", "update"), "update")
+        self._svenn_writes(pick("svenn", "create", "update", "complete", "delete"))
+        self._detaches(pick("state", "detach"))
+        known = {"link", "detach", "set_number", "create", "update", "complete", "delete"}
+        for row in rows:
+            if row.operation not in known:
+                raise UnsafeWriteError(f"plan row {row.seq}: unknown operation {row.operation!r}")
+        self._finalize_bases(rows)
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def _intents(self, items: list[tuple[PlanRow, Any, str | None]]) -> None:
+        intents = [
+            wal.Intent(
+                r.seq, r.entity, r.target, r.operation, r.svenn_id, r.tripletex_id, r.key, k, p
+            )
+            for r, p, k in items
+        ]
+        with self.connect() as conn:
+            wal.record_intents(conn, self.tenant, self.run_id, intents)
+
+    def _settle(self, results: list[Result], *, with_intent: bool = False) -> None:
+        """Commit outcomes, their link changes and findings in one transaction."""
+        if not results:
+            return
+        settled = [r for r in results if r.state != "unknown"]
+        outcomes = [wal.Outcome(r.row.seq, r.state, r.result_id, r.error) for r in settled]
+        link_writes = [w for r in results if r.state == "done" for w in r.links]
+        findings = [r.finding for r in results if r.finding is not None]
+        with self.connect() as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                if with_intent:
+                    intents = [
+                        wal.Intent(
+                            r.row.seq,
+                            r.row.entity,
+                            r.row.target,
+                            r.row.operation,
+                            r.row.svenn_id,
+                            r.row.tripletex_id,
+                            r.row.key,
+                            None,
+                            None,
+                        )
+                        for r in results
+                    ]
+                    wal.record_intents(conn, self.tenant, self.run_id, intents)
+                wal.record_outcomes(conn, self.tenant, self.run_id, outcomes)
+                write_links(conn, self.tenant, link_writes)
+                insert_findings(conn, findings)
+                conn.execute("COMMIT")
+            except Exception:
+                conn.execute("ROLLBACK")
+                raise
+        apply_to_index(self.index, link_writes)
+        for r in results:
+            self.report.operations[(r.row.entity, r.row.operation)] += 1
+            self.report.states[r.state] += 1
+            self.report.by_entity_state[(r.row.entity, r.row.operation, r.state)] += 1
+            if r.state in ("failed", "unknown"):
+                self._failed_groups.add(r.row.group)
+        self.report.findings.extend(findings)
+
+    def _finding(
+        self, row: PlanRow, code: str, *, err: ApiError | None = None, **details: Any
+    ) -> Finding:
+        from sync_pipeline.model import CODES
+
+        spec = CODES[code]
+        message = spec.message
+        if "{api_message}" in message:
+            message = message.format(api_message=_api_message(err) if err else "ukjent feil")
+        info: dict[str, Any] = {
+            "rule_id": spec.rule_id,
+            "operation": row.operation,
+            "target": row.target,
+            "plan_seq": row.seq,
+            **(_error_details(err) if err else {}),
+            **details,
+        }
+        return Finding(
+            tenant=self.tenant,
+            run_id=self.run_id,
+            entity=row.entity,
+            side=row.target if row.target in ("svenn", "tripletex") else None,
+            svenn_id=row.svenn_id,
+            tripletex_id=row.tripletex_id,
+            record_label=row.label,
+            code=code,
+            severity=spec.severity,
+            rule_id=spec.rule_id,
+            message=message,
+            details=info,
+        )
+
+    def _failure(self, row: PlanRow, err: ApiError) -> Result:
+        """Classify an API refusal: concurrent edit (G8), outage (G5) or rejection (G10)."""
+        if _is_transient(err):
+            code = "API_UNAVAILABLE"
+        elif err.status == 412 or (err.status == 409 and row.operation != "create"):
+            code = "CONCURRENT_EDIT"
+        else:
+            code = "API_REJECTED"
+        return Result(
+            row, "failed", error=_error_details(err), finding=self._finding(row, code, err=err)
+        )
+
+    def _prepare(self, row: PlanRow, want: str, wrap: bool) -> tuple[Any, Result | None]:
+        """The body with ``$ref``s resolved, or a failed result when a reference is missing."""
+        try:
+            return resolve_refs(row.payload, self.index, want, wrap), None  # type: ignore[arg-type]
+        except UnresolvedRefError as exc:
+            finding = self._finding(row, "DEPENDENCY_NOT_SYNCED", reference=exc.spec)
+            return None, Result(row, "failed", error={"unresolved_ref": exc.spec}, finding=finding)
+
+    def _base_after(self, row: PlanRow) -> dict[str, Any] | None:
+        if row.base_after is None:
+            return None
+        try:
+            return resolve_refs(row.base_after, self.index, "tripletex", False)
+        except UnresolvedRefError:
+            return None
+
+    # -- state operations -----------------------------------------------------------------
+    def _links(self, rows: list[PlanRow]) -> None:
+        """Key matches (G3): the link now, its base once the pair's writes succeeded."""
+        results = []
+        for row in rows:
+            have_t = self.index.tripletex_of(row.entity, row.svenn_id) if row.svenn_id else None
+            have_s = self.index.svenn_of(row.entity, row.tripletex_id) if row.tripletex_id else None
+            if have_t == row.tripletex_id and have_s == row.svenn_id and have_t is not None:
+                self._pending_base[row.group] = row  # recovered earlier: complete its base
+                results.append(Result(row, "done", result_id=row.tripletex_id))
+            elif have_t is not None or have_s is not None:
+                results.append(
+                    Result(row, "skipped", error={"reason": "a side is already linked elsewhere"})
+                )
+            else:
+                self._pending_base[row.group] = row
+                self._new_pairs.add(row.group)
+                link = LinkWrite(
+                    "insert",
+                    row.entity,
+                    row.svenn_id,
+                    row.tripletex_id,
+                    key=row.key,
+                    origin="matched",
+                )
+                results.append(Result(row, "done", result_id=row.tripletex_id, links=[link]))
+        for chunk in _chunks(results, 1000):
+            self._settle(chunk, with_intent=True)
+
+    def _detaches(self, rows: list[PlanRow]) -> None:
+        results = [
+            Result(
+                row,
+                "done",
+                links=[LinkWrite("detach", row.entity, row.svenn_id, row.tripletex_id)],
+            )
+            for row in rows
+        ]
+        for chunk in _chunks(results, 1000):
+            self._settle(chunk, with_intent=True)
+
+    def _finalize_bases(self, rows: list[PlanRow]) -> None:
+        """Store each pair's full new base when all its writes of this run succeeded (G6).
+
+        A pair linked in this run whose update failed keeps base NULL, so the next run
+        merges it as a first match instead of mistaking the stale side for an edit.
+        """
+        writes: list[LinkWrite] = []
+        groups: dict[tuple[str, str, int | None], PlanRow] = dict(self._pending_base)
+        for row in rows:
+            if row.operation == "update" and row.base_after is not None:
+                groups.setdefault(row.group, row)
+        for group, row in groups.items():
+            svenn_id = row.svenn_id or self.index.svenn_of(row.entity, row.tripletex_id or -1)
+            tripletex_id = row.tripletex_id or self.index.tripletex_of(
+                row.entity, row.svenn_id or -1
+            )
+            if svenn_id is None or tripletex_id is None:
+                continue
+            if group in self._failed_groups:
+                if group in self._new_pairs:
+                    continue  # inserted with base NULL: stays a first match
+                continue  # existing link: only the fields that landed were merged
+            base = self._base_after(row)
+            if base is None:
+                continue
+            writes.append(
+                LinkWrite(
+                    "base",
+                    row.entity,
+                    svenn_id,
+                    tripletex_id,
+                    base=base,
+                    tripletex_version=self._tx_version.get((row.entity, tripletex_id)),
+                    svenn_version=self._sv_version.get((row.entity, svenn_id)),
+                )
+            )
+        self._pending_base.clear()
+        if not writes:
+            return
+        with self.connect() as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                write_links(conn, self.tenant, writes)
+                conn.execute("COMMIT")
+            except Exception:
+                conn.execute("ROLLBACK")
+                raise
+
+    # -- Tripletex ------------------------------------------------------------------------
+    def _tripletex_writes(self, entity: str, rows: list[PlanRow], kind: str) -> None:
+        if not rows:
+            return
+        ready: list[tuple[PlanRow, dict[str, Any]]] = []
+        early: list[Result] = []
+        for row in rows:
+            if kind == "create" and self.index.is_linked(row.entity, "svenn", row.svenn_id):
+                early.append(Result(row, "skipped", error={"reason": "already linked"}))
+                continue
+            body, failed = self._prepare(row, "tripletex", True)
+            if failed is not None:
+                early.append(failed)
+                continue
+            guard(row, body)
+            if kind == "update":
+                body = dict(body)
+                body["id"] = row.tripletex_id
+                version = self._tx_version.get((entity, row.tripletex_id))
+                if version is None:
+                    version = row.expected_version
+                if version is None and isinstance(row.payload, dict):
+                    version = row.payload.get("version")
+                if version is not None:
+                    body["version"] = version
+            ready.append((row, body))
+        self._settle(early, with_intent=True)
+        for chunk in _chunks(ready, self.batch_size):
+            self._intents([(r, b, None) for r, b in chunk])
+            if kind == "create":
+                results = self._tripletex_create(entity, chunk)
+            elif entity in TRIPLETEX_PUT_LIST:
+                results = self._tripletex_put_list(entity, chunk)
+            else:
+                results = self._parallel(chunk, lambda item: self._tripletex_put_one(entity, *item))
+            self._settle(results)
+
+    def _tripletex_put_list(
+        self, entity: str, items: list[tuple[PlanRow, dict[str, Any]]]
+    ) -> list[Result]:
+        try:
+            values = self.tripletex.put_list(
+                f"{TRIPLETEX_PATH[entity]}/list", [body for _, body in items]
+            )
+        except ApiError as err:
+            if len(items) > 1 and not _is_transient(err):
+                mid = len(items) // 2
+                return self._tripletex_put_list(entity, items[:mid]) + self._tripletex_put_list(
+                    entity, items[mid:]
+                )
+            return [self._failure(row, err) for row, _ in items]
+        by_id = {v.get("id"): v for v in values if isinstance(v, dict)}
+        return [self._updated_tripletex(row, by_id.get(row.tripletex_id)) for row, _ in items]
+
+    def _tripletex_put_one(self, entity: str, row: PlanRow, body: dict[str, Any]) -> Result:
+        try:
+            value = self.tripletex.put(f"{TRIPLETEX_PATH[entity]}/{row.tripletex_id}", body)
+        except ApiError as err:
+            return self._failure(row, err)
+        return self._updated_tripletex(row, value)
+
+    def _updated_tripletex(self, row: PlanRow, value: dict[str, Any] | None) -> Result:
+        version = value.get("version") if value else None
+        if version is not None:
+            self._tx_version[(row.entity, row.tripletex_id)] = version
+        return Result(
+            row,
+            "done",
+            result_id=row.tripletex_id,
+            version=version,
+            links=self._after_update(row, tripletex_version=version),
+        )
+
+    def _after_update(
+        self,
+        row: PlanRow,
+        *,
+        tripletex_version: int | None = None,
+        svenn_version: int | None = None,
+    ) -> list[LinkWrite]:
+        """An existing pair's base takes the written fields at once (crash-safe, G6)."""
+        svenn_id = row.svenn_id or (
+            self.index.svenn_of(row.entity, row.tripletex_id) if row.tripletex_id else None
+        )
+        tripletex_id = row.tripletex_id or (
+            self.index.tripletex_of(row.entity, row.svenn_id) if row.svenn_id else None
+        )
+        if svenn_id is None or tripletex_id is None:
+            return []
+        base = self._base_after(row) or {}
+        written = {f: base[f] for f in (row.fields or []) if f in base}
+        return [
+            LinkWrite(
+                "merge_base" if written else "versions",
+                row.entity,
+                svenn_id,
+                tripletex_id,
+                base=written,
+                tripletex_version=tripletex_version,
+                svenn_version=svenn_version,
+            )
+        ]
+
+    def _tripletex_create(
+        self, entity: str, items: list[tuple[PlanRow, dict[str, Any]]], attempt: int = 1
+    ) -> list[Result]:
+        try:
+            values = self.tripletex.post_list(
+                f"{TRIPLETEX_PATH[entity]}/list", [body for _, body in items]
+            )
+        except ApiError as err:
+            if _is_transient(err):
+                return self._unknown_tripletex_creates(entity, items, err, attempt)
+            if len(items) > 1:
+                mid = len(items) // 2
+                return self._tripletex_create(entity, items[:mid]) + self._tripletex_create(
+                    entity, items[mid:]
+                )
+            return [self._failure(row, err) for row, _ in items]
+        return [
+            self._created(row, "tripletex", value)
+            for (row, _), value in zip(
+                items, self._match_created(entity, items, values), strict=True
+            )
+        ]
+
+    def _match_created(
+        self, entity: str, items: list[tuple[PlanRow, dict[str, Any]]], values: list[Any]
+    ) -> list[dict[str, Any] | None]:
+        """Pair created objects with their rows by key (the order is not promised)."""
+        field_name = KEY_FIELD["tripletex"][entity]
+        by_key: dict[str, dict[str, Any]] = {}
+        for value in values:
+            if isinstance(value, dict) and value.get(field_name) not in (None, ""):
+                by_key[str(value[field_name]).strip()] = value
+        matched = []
+        for position, (_, body) in enumerate(items):
+            key = body.get(field_name)
+            value = by_key.get(str(key).strip()) if key not in (None, "") else None
+            if value is None and len(values) == len(items):
+                value = values[position]
+            matched.append(value)
+        return matched
+
+    def _unknown_tripletex_creates(
+        self,
+        entity: str,
+        items: list[tuple[PlanRow, dict[str, Any]]],
+        err: ApiError,
+        attempt: int,
+    ) -> list[Result]:
+        """A create batch without answer may have landed: look each record up by key (G5)."""
+        results: list[Result] = []
+        again: list[tuple[PlanRow, dict[str, Any]]] = []
+        for row, body in items:
+            try:
+                found = find_tripletex(
+                    self.tripletex, entity, body.get(KEY_FIELD["tripletex"][entity])
+                )
+            except ApiError as lookup_err:
+                results.append(self._unknown(row, lookup_err))
+                continue
+            if found is not None:
+                results.append(self._created(row, "tripletex", found))
+            else:
+                again.append((row, body))
+        if again and attempt < UNKNOWN_CREATE_ATTEMPTS:
+            time.sleep(self.retry_wait_seconds * attempt)
+            results += self._tripletex_create(entity, again, attempt + 1)
+        else:
+            results += [self._unknown(row, err) for row, _ in again]
+        return results
+
+    def _unknown(self, row: PlanRow, err: ApiError) -> Result:
+        """No answer even after retries: the intent stays open for the next run's recovery."""
+        finding = self._finding(row, "API_UNAVAILABLE", err=err)
+        return Result(row, "unknown", error=_error_details(err), finding=finding)
+
+    def _created(self, row: PlanRow, target: str, value: dict[str, Any] | None) -> Result:
+        if not value or value.get("id") is None:
+            return Result(row, "unknown", error={"reason": "created object missing from answer"})
+        new_id, version = int(value["id"]), value.get("version")
+        if target == "tripletex":
+            svenn_id, tripletex_id, origin = row.svenn_id, new_id, "svenn"
+            if version is not None:
+                self._tx_version[(row.entity, new_id)] = version
+        else:
+            svenn_id, tripletex_id, origin = new_id, row.tripletex_id, "tripletex"
+            if version is not None:
+                self._sv_version[(row.entity, new_id)] = version
+        self._new_pairs.add(row.group)
+        link = LinkWrite(
+            "insert",
+            row.entity,
+            svenn_id,
+            tripletex_id,
+            key=row.key,
+            origin=origin,
+            base=self._base_after(row),
+            tripletex_version=version if target == "tripletex" else None,
+            svenn_version=version if target == "svenn" else None,
+        )
+        return Result(row, "done", result_id=new_id, version=version, links=[link])
+
+    # -- Svenn ----------------------------------------------------------------------------
+    def _svenn_writes(self, rows: list[PlanRow]) -> None:
+        if not rows:
+            return
+        ready: list[tuple[PlanRow, Any, str | None]] = []
+        early: list[Result] = []
+        for row in rows:
+            if row.operation == "create" and self.index.is_linked(
+                row.entity, "tripletex", row.tripletex_id
+            ):
+                early.append(Result(row, "skipped", error={"reason": "already linked"}))
+                continue
+            body, failed = self._prepare(row, "svenn", False)
+            if failed is not None:
+                early.append(failed)
+                continue
+            key = idempotency_key(self.tenant, row, body) if row.operation == "create" else None
+            ready.append((row, body, key))
+        self._settle(early, with_intent=True)
+        for chunk in _chunks(ready, self.batch_size):
+            self._intents(chunk)
+            self._settle(self._parallel(chunk, lambda item: self._svenn_one(*item)))
+
+    def _svenn_one(self, row: PlanRow, body: Any, key: str | None) -> Result:
+        resource = PLURAL[row.entity]  # type: ignore[index]
+        attempts = UNKNOWN_CREATE_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._svenn_call(row, resource, body, key)
+            except ApiError as err:
+                # Creates repeat safely under their Idempotency-Key, PATCHes under If-Match.
+                if _is_transient(err) and attempt < attempts:
+                    time.sleep(self.retry_wait_seconds * attempt)
+                    continue
+                if _is_transient(err) and row.operation == "create":
+                    return self._unknown(row, err)
+                if row.operation == "delete" and err.status == 404:
+                    return Result(
+                        row,
+                        "done",
+                        links=[LinkWrite("detach", row.entity, row.svenn_id, row.tripletex_id)],
+                    )
+                return self._failure(row, err)
+        raise AssertionError("unreachable")
+
+    def _svenn_call(self, row: PlanRow, resource: str, body: Any, key: str | None) -> Result:
+        if row.operation == "create":
+            value = self.svenn.create(resource, body, idempotency_key=key)
+            return self._created(row, "svenn", value)
+        if row.operation == "delete":  # C7: deleted in Tripletex → deleted in Svenn
+            self.svenn.delete(resource, row.svenn_id)
+            return Result(
+                row,
+                "done",
+                result_id=row.svenn_id,
+                links=[LinkWrite("detach", row.entity, row.svenn_id, row.tripletex_id)],
+            )
+        if_match = self._sv_version.get((row.entity, row.svenn_id), row.expected_version)
+        value = self.svenn.update(resource, row.svenn_id, body, if_match=if_match)
+        version = value.get("version") if isinstance(value, dict) else None
+        if version is not None:
+            self._sv_version[(row.entity, row.svenn_id)] = version
+        if row.operation == "complete":  # P9: completed in Svenn, the link detached
+            links = [LinkWrite("detach", row.entity, row.svenn_id, row.tripletex_id)]
+        else:
+            links = self._after_update(row, svenn_version=version)
+        return Result(row, "done", result_id=row.svenn_id, version=version, links=links)
+
+    def _parallel(self, items: list[Any], call: Callable[[Any], Result]) -> list[Result]:
+        if self.workers <= 1 or len(items) <= 1:
+            return [call(item) for item in items]
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(call, items))
+
+
+def find_tripletex(client: Any, entity: str, key: Any) -> dict[str, Any] | None:
+    """The one Tripletex record whose key equals ``key`` (inactive customers too), or None."""
+    if key in (None, ""):
+        return None
+    key_field = KEY_FIELD["tripletex"][entity]
+    fields = f"id,version,{key_field}"
+    param = {TRIPLETEX_KEY_FILTER[entity]: key}
+    passes = [{"isInactive": False}, {"isInactive": True}] if entity == "customer" else [{}]
+    for extra in passes:
+        values = client.list_all(TRIPLETEX_PATH[entity], {**param, **extra}, fields)
+        exact = [v for v in values if str(v.get(key_field) or "").strip() == str(key).strip()]
+        if len(exact) == 1:
+            return exact[0]
+        if len(exact) > 1:
+            return None  # ambiguous: leave it to the rules (DUPLICATE_KEY)
+    return None
+
+
+def group_failures(results: list[Result]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for r in results:
+        if r.finding is not None:
+            counts[r.finding.code] += 1
+    return dict(counts)

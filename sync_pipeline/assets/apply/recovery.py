@@ -1,0 +1,122 @@
+"""Settle the creates an earlier run left without outcome, before this run writes (G4, G5).
+
+A create whose intent was logged but whose answer never arrived (the process was
+killed, the API timed out) may or may not have landed. Creates always send the
+key, so the record is looked up by it: found → linked (base NULL, so the next
+merge treats the pair as a first match); not found → marked failed, and the
+rules plan it again. This run's plan was computed before recovery, so the
+executor skips a create whose source record recovery has just linked.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from sync_pipeline.assets.apply import wal
+from sync_pipeline.assets.apply.executor import KEY_FIELD, Connect, find_tripletex
+from sync_pipeline.assets.apply.links import LinkIndex, LinkWrite, write_links
+from sync_pipeline.model import PLURAL
+from sync_pipeline.resources.http import ApiError
+
+#: Svenn is searched from a little before the intent (clock skew between the two hosts).
+SVENN_SEARCH_MARGIN = timedelta(minutes=10)
+
+
+def _svenn_matches(svenn: Any, entity: str, since: Any) -> dict[str, list[dict[str, Any]]]:
+    """Live Svenn records changed since ``since``, by key."""
+    field = KEY_FIELD["svenn"][entity]
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in svenn.list_all(PLURAL[entity], updated_since=since - SVENN_SEARCH_MARGIN):  # type: ignore[index]
+        if record.get(field) not in (None, "") and not record.get("deleted_at"):
+            found[str(record[field]).strip()].append(record)
+    return found
+
+
+def recover(
+    *, tenant: str, run_id: str, connect: Connect, tripletex: Any, svenn: Any, log: Any
+) -> dict[str, int]:
+    """Look up every unsettled create of earlier runs; returns counts by result."""
+    with connect() as conn:
+        pending = wal.unknown_creates(conn, tenant, run_id)
+        index = LinkIndex.load(conn, tenant)
+    counts: dict[str, int] = defaultdict(int)
+    svenn_cache: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for op in pending:
+        try:
+            if op.target == "tripletex":
+                found = find_tripletex(tripletex, op.entity, op.key)
+            else:
+                if op.entity not in svenn_cache:
+                    since = min(p.started_at for p in pending if p.entity == op.entity)
+                    svenn_cache[op.entity] = _svenn_matches(svenn, op.entity, since)
+                hits = svenn_cache[op.entity].get(str(op.key or "").strip(), [])
+                found = hits[0] if len(hits) == 1 else None
+        except ApiError as err:
+            log.warning(f"recovery of {op.entity} create {op.key!r} postponed: {err}")
+            counts["postponed"] += 1
+            continue
+        source_side = "svenn" if op.target == "tripletex" else "tripletex"
+        source_id = op.svenn_id if source_side == "svenn" else op.tripletex_id
+        with connect() as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                if found is None:
+                    wal.settle_earlier(
+                        conn,
+                        tenant,
+                        op.run_id,
+                        op.seq,
+                        "failed",
+                        None,
+                        {"recovery": "not found by key; the rules plan it again"},
+                    )
+                    counts["not_found"] += 1
+                elif index.is_linked(op.entity, source_side, source_id) or index.is_linked(
+                    op.entity,
+                    op.target,
+                    found["id"],  # type: ignore[arg-type]
+                ):
+                    wal.settle_earlier(
+                        conn,
+                        tenant,
+                        op.run_id,
+                        op.seq,
+                        "done",
+                        int(found["id"]),
+                        {"recovery": "found by key; already linked"},
+                    )
+                    counts["already_linked"] += 1
+                else:
+                    ids = (
+                        (source_id, int(found["id"]))
+                        if op.target == "tripletex"
+                        else (int(found["id"]), source_id)
+                    )
+                    link = LinkWrite(
+                        "insert",
+                        op.entity,
+                        ids[0],
+                        ids[1],
+                        key=op.key,
+                        origin=source_side,
+                        base=None,
+                    )
+                    write_links(conn, tenant, [link])
+                    index.add(op.entity, *ids)
+                    wal.settle_earlier(
+                        conn,
+                        tenant,
+                        op.run_id,
+                        op.seq,
+                        "done",
+                        int(found["id"]),
+                        {"recovery": "found by key and linked"},
+                    )
+                    counts["linked"] += 1
+                conn.execute("COMMIT")
+            except Exception:
+                conn.execute("ROLLBACK")
+                raise
+    return dict(counts)

@@ -1,0 +1,156 @@
+"""The write-ahead log ``sync.operations`` (G5).
+
+Every write's intent is committed before the HTTP call, and its outcome (with the
+link change it implies, in the same transaction) after. An intent without outcome
+from an earlier run is a write whose fate is unknown: the process died or the API
+never answered. ``recovery`` settles those before a new run writes anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+STATES = ("intent", "done", "failed", "skipped")
+
+
+@dataclass
+class Intent:
+    seq: int
+    entity: str
+    target: str
+    operation: str
+    svenn_id: int | None
+    tripletex_id: int | None
+    key: str | None
+    idempotency_key: str | None
+    payload: Any
+
+
+@dataclass
+class Outcome:
+    seq: int
+    state: str  # 'done' | 'failed' | 'skipped'
+    result_id: int | None = None
+    error: dict[str, Any] | None = None
+
+
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def record_intents(
+    conn: duckdb.DuckDBPyConnection, tenant: str, run_id: str, intents: list[Intent]
+) -> None:
+    """Commit the intents of one batch (one statement, the caller's transaction)."""
+    if not intents:
+        return
+    frame = pd.DataFrame(
+        {
+            "seq": [i.seq for i in intents],
+            "entity": [i.entity for i in intents],
+            "target": [i.target for i in intents],
+            "operation": [i.operation for i in intents],
+            "svenn_id": pd.array([i.svenn_id for i in intents], dtype="Int64"),
+            "tripletex_id": pd.array([i.tripletex_id for i in intents], dtype="Int64"),
+            "key": [i.key for i in intents],
+            "idem": [i.idempotency_key for i in intents],
+            "payload": [_dumps(i.payload) for i in intents],
+        }
+    )
+    conn.register("_wal_intents", frame)
+    try:
+        conn.execute(
+            "INSERT INTO sync.operations (tenant, run_id, seq, entity, target, operation, "
+            "svenn_id, tripletex_id, key, idempotency_key, state, result_id, error, "
+            "started_at, finished_at, payload) "
+            "SELECT ?, ?, seq, entity, target, operation, svenn_id, tripletex_id, key, idem, "
+            "'intent', NULL, NULL, now(), NULL, CAST(payload AS JSON) FROM _wal_intents",
+            [tenant, run_id],
+        )
+    finally:
+        conn.unregister("_wal_intents")
+
+
+def record_outcomes(
+    conn: duckdb.DuckDBPyConnection, tenant: str, run_id: str, outcomes: list[Outcome]
+) -> None:
+    """Settle intents (or record rows that never got one, e.g. skipped) in one statement."""
+    if not outcomes:
+        return
+    frame = pd.DataFrame(
+        {
+            "seq": [o.seq for o in outcomes],
+            "state": [o.state for o in outcomes],
+            "result_id": pd.array([o.result_id for o in outcomes], dtype="Int64"),
+            "error": [_dumps(o.error) for o in outcomes],
+        }
+    )
+    conn.register("_wal_outcomes", frame)
+    try:
+        conn.execute(
+            "UPDATE sync.operations AS o SET state = f.state, result_id = f.result_id, "
+            "error = CAST(f.error AS JSON), finished_at = now() FROM _wal_outcomes AS f "
+            "WHERE o.tenant = ? AND o.run_id = ? AND o.seq = f.seq",
+            [tenant, run_id],
+        )
+    finally:
+        conn.unregister("_wal_outcomes")
+
+
+def record_without_intent(
+    conn: duckdb.DuckDBPyConnection,
+    tenant: str,
+    run_id: str,
+    intents: list[Intent],
+    outcomes: list[Outcome],
+) -> None:
+    """Log rows decided without an API call (skipped, state-only) with their outcome."""
+    record_intents(conn, tenant, run_id, intents)
+    record_outcomes(conn, tenant, run_id, outcomes)
+
+
+@dataclass
+class UnknownCreate:
+    run_id: str
+    seq: int
+    entity: str
+    target: str
+    svenn_id: int | None
+    tripletex_id: int | None
+    key: str | None
+    started_at: datetime
+
+
+def unknown_creates(
+    conn: duckdb.DuckDBPyConnection, tenant: str, current_run_id: str
+) -> list[UnknownCreate]:
+    """Creates of earlier runs that were sent (or about to be) but never settled."""
+    rows = conn.execute(
+        "SELECT run_id, seq, entity, target, svenn_id, tripletex_id, key, started_at "
+        "FROM sync.operations WHERE tenant = ? AND run_id <> ? AND operation = 'create' "
+        "AND state = 'intent' ORDER BY started_at, seq",
+        [tenant, current_run_id],
+    ).fetchall()
+    return [UnknownCreate(*row) for row in rows]
+
+
+def settle_earlier(
+    conn: duckdb.DuckDBPyConnection,
+    tenant: str,
+    run_id: str,
+    seq: int,
+    state: str,
+    result_id: int | None,
+    error: dict[str, Any],
+) -> None:
+    conn.execute(
+        "UPDATE sync.operations SET state = ?, result_id = ?, error = CAST(? AS JSON), "
+        "finished_at = now() WHERE tenant = ? AND run_id = ? AND seq = ? AND state = 'intent'",
+        [state, result_id, _dumps(error), tenant, run_id, seq],
+    )
