@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sync_pipeline.sandbox import core
@@ -52,14 +53,15 @@ def create_app(
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
     )
-    app.include_router(build_router(hub))
+    router = build_router(hub)
+    app.include_router(router)
     core.install(app, hub)
-    _install_error_handlers(app)
+    _install_error_handlers(app, router)
     app.openapi = lambda: _openapi(app)
     return app
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, router: APIRouter) -> None:
     """Every error leaves in the API's own shape, never FastAPI's or Starlette's."""
 
     @app.exception_handler(ApiError)
@@ -82,7 +84,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         headers = exc.headers
         if exc.status_code == 405:
             # Starlette names only the first matching route's methods; list the path's all.
-            headers = {**(headers or {}), "Allow": ", ".join(_methods_of(app, request.url.path))}
+            headers = {**(headers or {}), "Allow": ", ".join(_methods_of(router, request.url.path))}
         return error_response(exc.status_code, message=message, headers=headers)
 
     @app.exception_handler(Exception)
@@ -102,12 +104,11 @@ def _drop_null(schema: dict[str, Any]) -> None:
             schema["anyOf"] = rest
 
 
-def _methods_of(app: FastAPI, path: str) -> list[str]:
+def _methods_of(router: APIRouter, path: str) -> list[str]:
     methods: set[str] = set()
-    for route in app.routes:
-        regex = getattr(route, "path_regex", None)
-        if regex is not None and regex.match(path):
-            methods |= getattr(route, "methods", None) or set()
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            methods |= route.methods
     return sorted(methods)
 
 
