@@ -7,9 +7,7 @@ import datetime as dt
 import requests
 
 OSLO_TODAY = (
-    dt.datetime.now(dt.UTC)
-    .astimezone(__import__("zoneinfo").ZoneInfo("Europe/Oslo"))
-    .date()
+    dt.datetime.now(dt.UTC).astimezone(__import__("zoneinfo").ZoneInfo("Europe/Oslo")).date()
 )
 
 

@@ -75,6 +75,16 @@ class TripletexHub(SandboxHub):
     def error_response(self, status: int, message: str | None = None) -> Response:
         return E.status_error(status, message).response()
 
+    def rate_limit(
+        self, key: str | None, *, consume: bool = True
+    ) -> tuple[bool, list[tuple[bytes, bytes]]]:
+        """As the core's, but a 429 lacks ``X-Rate-Limit-Reset``, as Tripletex's (ISS103)."""
+        allowed, headers = super().rate_limit(key, consume=consume)
+        if not allowed:
+            reset = self.rate_limit_headers[2].encode()
+            headers = [(name, value) for name, value in headers if name != reset]
+        return allowed, headers
+
     def is_write_template(self, template: str) -> bool:
         return template != "/v2/project/settings" and super().is_write_template(template)
 
