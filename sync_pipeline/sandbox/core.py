@@ -219,8 +219,16 @@ class SandboxHub:
             self._dirty = False
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=".sandbox-state-")
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump({"name": self.name, "companies": self.companies}, fh, protocol=5)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    pickle.dump({"name": self.name, "companies": self.companies}, fh, protocol=5)
+            except RuntimeError:
+                # Autosave pickles in a worker thread; a request that adds or removes a
+                # record meanwhile ("dictionary changed size during iteration") must not
+                # kill the autosave loop: drop this snapshot and retry on the next tick.
+                os.unlink(tmp)
+                self._dirty = True
+                return
             os.replace(tmp, self.state_file)
 
     def _load_state(self) -> bool:
