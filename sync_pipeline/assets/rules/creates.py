@@ -1,0 +1,272 @@
+"""Creates (G4) with the rules that shape a new record: P5/E2, P10, P11, C5, E4, P12.
+
+Every create sends its key (a generated number when the record has none, also written
+back to the source with ``set_number``) so an interrupted run finds the record by key
+next time instead of creating it twice (G4, G5). A create's ``base_after`` is the whole
+base as sent: an omitted reference (P11) or a defaulted project manager (P10) is what the
+base records, so the next run does not mistake it for an edit.
+"""
+
+import time
+from dataclasses import dataclass
+
+import duckdb
+from dagster import AssetExecutionContext
+
+from sync_pipeline.assets.rules.canonical import (
+    PENDING_SVENN,
+    api_name_sql,
+    base_json_sql,
+    json_object_agg,
+    mapped_values_sql,
+    ref_entity_sql,
+    svenn_json_sql,
+    svenn_ref_json_sql,
+    tripletex_json_sql,
+)
+from sync_pipeline.assets.rules.merge import MANAGER_USER_TYPES
+from sync_pipeline.assets.rules.step import (
+    bind,
+    in_transaction,
+    preview,
+    replace_rows,
+    result,
+    rule_asset,
+    rules_key,
+)
+from sync_pipeline.model import ENTITIES, staging_table
+
+
+@dataclass(frozen=True)
+class Defaults:
+    project_manager_id: int | None  # Tripletex employee id (P10)
+    department_id: int | None  # Tripletex department id (E4)
+
+
+def tenant_defaults(conn: duckdb.DuckDBPyConnection, tenant: str, config) -> Defaults:
+    """P10/E4 defaults: the configured employee number, else the integration's own user.
+
+    Extraction does not land ``>whoAmI`` yet, so the lowest-id EXTENDED employee stands in
+    for the token owner; its department stands in for "the first department" (extraction
+    does not land departments either).
+    """
+    row = conn.execute(
+        f"""
+        SELECT id, department_id FROM staging.tripletex_employees
+        WHERE tenant = $tenant AND NOT deleted AND user_type IN {MANAGER_USER_TYPES}
+        ORDER BY (trim(number) IS NOT DISTINCT FROM $number) DESC, user_type <> 'EXTENDED', id
+        LIMIT 1
+        """,
+        {"tenant": tenant, "number": config.default_project_manager_employee_number},
+    ).fetchone()
+    manager, manager_department = (row[0], row[1]) if row else (None, None)
+    (first_department,) = conn.execute(
+        "SELECT min(department_id) FROM staging.tripletex_employees WHERE tenant = ?", [tenant]
+    ).fetchone()
+    return Defaults(manager, config.default_department_id or manager_department or first_department)
+
+
+def _source_values(side: str) -> str:
+    """The source record's canonical values, the key replaced by a generated number (P5, E2)."""
+    kind = "create_in_tripletex" if side == "svenn" else "create_in_svenn"
+    values = "\nUNION ALL ".join(
+        f"SELECT '{e}' AS entity, * FROM ({mapped_values_sql(side, e)})" for e in ENTITIES
+    )
+    return f"""
+    SELECT p.entity, p.svenn_id, p.tripletex_id, v.field,
+           CASE WHEN v.field = 'number' THEN coalesce(v.value, n.number) ELSE v.value END AS value,
+           v.unmapped, st.label, st.version
+    FROM rules.pairs p
+    JOIN ({values}) v ON v.entity = p.entity AND v.id = p.{side}_id
+    JOIN ({_labels(side)}) st ON st.entity = p.entity AND st.id = p.{side}_id
+    LEFT JOIN rules.numbers n ON n.tenant = p.tenant AND n.entity = p.entity
+      AND n.side = '{side}' AND n.id = p.{side}_id
+    WHERE p.tenant = $tenant AND p.kind = '{kind}'
+    """
+
+
+def _labels(side: str) -> str:
+    return "\nUNION ALL ".join(
+        f"SELECT '{e}' AS entity, id, label, version FROM {staging_table(side, e)} "
+        f"WHERE tenant = $tenant"
+        for e in ENTITIES
+    )
+
+
+def p10_p11_to_tripletex_sql() -> str:
+    """P10: the project manager is the linked employee if Tripletex lets them manage
+    projects, else the tenant's default. P11: an unsynced customer is left out."""
+    return f"""
+    SELECT *, CASE
+        WHEN field = 'customer_id' AND unmapped THEN NULL
+        WHEN field = 'project_manager_id' AND NOT coalesce(
+               (starts_with(value, '{PENDING_SVENN}') AND $pending_can_manage)
+               OR value IN (SELECT CAST(id AS VARCHAR) FROM staging.tripletex_employees
+                            WHERE tenant = $tenant AND NOT deleted
+                              AND user_type IN {MANAGER_USER_TYPES}), false)
+          THEN CAST($default_pm AS VARCHAR)
+        ELSE value END AS sent
+    FROM ({_source_values("svenn")})
+    """
+
+
+def to_tripletex_operations_sql() -> str:
+    """G4 Svenn → Tripletex, with E4 (userType, department) and C5 (invoice by e-mail)."""
+    extras = """CASE entity
+        WHEN 'employee' THEN json_object('userType', $user_type, 'department',
+             CASE WHEN $department_id IS NOT NULL THEN json_object('id', $department_id) END)
+        WHEN 'customer' THEN CASE WHEN any_value(sent) FILTER (WHERE field = 'email') IS NOT NULL
+             THEN json_object('invoiceSendMethod', 'EMAIL',
+                              'invoiceEmail', any_value(sent) FILTER (WHERE field = 'email'))
+             ELSE json_object() END
+        ELSE json_object() END"""
+    payload = json_object_agg(
+        api_name_sql("tripletex"), tripletex_json_sql(value="sent"), "sent IS NOT NULL"
+    )
+    return f"""
+    SELECT $tenant, 'creates', c.entity, 'tripletex', 'create', c.svenn_id, NULL,
+           any_value(sent) FILTER (WHERE field = 'number'), any_value(c.label),
+           json_merge_patch({payload}, {extras}), list(field ORDER BY field) FILTER (WHERE sent IS NOT NULL),
+           list_distinct(['G4'] || CASE c.entity WHEN 'employee' THEN ['E4'] WHEN 'customer' THEN ['C5']
+                                   ELSE ['P10', 'P11'] END),
+           'new in Svenn', NULL, json_group_object(field, {base_json_sql(value="sent")}), NULL
+    FROM create_tx c
+    GROUP BY c.entity, c.svenn_id
+    """
+
+
+def to_svenn_operations_sql() -> str:
+    """G4 Tripletex → Svenn; references through links or ``$ref``; members per P12."""
+    return f"""
+    WITH v AS (
+      SELECT v.*, {ref_entity_sql("v.entity", "v.field")} AS ref_entity FROM ({_source_values("tripletex")}) v
+    ),
+    j AS (
+      SELECT v.*, CASE WHEN ref_entity IS NULL THEN to_json(value)
+                       ELSE {svenn_ref_json_sql("v.value", "v.ref_entity", "q")} END AS ref_json
+      FROM v LEFT JOIN rules.pairs q ON q.tenant = $tenant AND q.entity = v.ref_entity
+        AND q.tripletex_id = TRY_CAST(v.value AS BIGINT)
+    ),
+    k AS (
+      SELECT *, CASE WHEN ref_entity IS NOT NULL AND ref_json IS NULL THEN NULL ELSE value END AS sent
+      FROM j
+    )
+    SELECT $tenant, 'creates', k.entity, 'svenn', 'create', NULL, k.tripletex_id,
+           any_value(sent) FILTER (WHERE field = 'number'), any_value(k.label),
+           json_merge_patch(
+             {json_object_agg(api_name_sql("svenn"), svenn_json_sql(value="sent"), "sent IS NOT NULL")},
+             CASE WHEN k.entity = 'project' THEN json_object('member_ids', coalesce(any_value(m.members), []::JSON[]))
+                  ELSE json_object() END),
+           list(field ORDER BY field) FILTER (WHERE sent IS NOT NULL),
+           CASE WHEN k.entity = 'project' THEN ['G4', 'P12'] ELSE ['G4'] END,
+           'new in Tripletex', NULL, json_group_object(field, {base_json_sql(value="sent")}), NULL
+    FROM k LEFT JOIN members m ON k.entity = 'project' AND m.tripletex_id = k.tripletex_id
+    GROUP BY k.entity, k.tripletex_id
+    """
+
+
+def p5_e2_set_number_operations_sql() -> str:
+    """P5/E2: a generated number is written back to the record that lacked it."""
+    return f"""
+    SELECT $tenant, 'creates', n.entity, n.side, 'set_number',
+           CASE WHEN n.side = 'svenn' THEN n.id END, CASE WHEN n.side = 'tripletex' THEN n.id END,
+           n.number, l.label,
+           CASE WHEN n.side = 'tripletex'
+                THEN json_object('id', n.id, 'version', l.version,
+                                 CASE n.entity WHEN 'project' THEN 'number' ELSE 'employeeNumber' END, n.number)
+                ELSE json_object(CASE n.entity WHEN 'project' THEN 'display_id' ELSE 'employee_number' END,
+                                 n.number) END,
+           ['number'], [CASE n.entity WHEN 'project' THEN 'P5' ELSE 'E2' END],
+           'number generated by the sync', l.version, NULL, NULL
+    FROM rules.numbers n
+    JOIN (SELECT 'svenn' AS side, * FROM ({_labels("svenn")})
+          UNION ALL SELECT 'tripletex', * FROM ({_labels("tripletex")})) l
+      ON l.side = n.side AND l.entity = n.entity AND l.id = n.id
+    WHERE n.tenant = $tenant
+    """
+
+
+def create_findings_sql() -> str:
+    """P10 defaulted manager, P11 customer left out, C5 no invoice e-mail (warnings)."""
+    return """
+    SELECT $tenant, 'creates', entity, 'svenn', svenn_id, NULL, label, 'PROJECT_MANAGER_DEFAULTED',
+           json_object('project_manager', value, 'default', sent)
+    FROM create_tx WHERE field = 'project_manager_id' AND sent IS DISTINCT FROM value
+    UNION ALL
+    SELECT $tenant, 'creates', entity, 'svenn', svenn_id, NULL, label, 'PROJECT_CUSTOMER_NOT_SYNCED', NULL
+    FROM create_tx WHERE field = 'customer_id' AND unmapped
+    UNION ALL
+    SELECT $tenant, 'creates', entity, 'svenn', svenn_id, NULL, label, 'CUSTOMER_MISSING_INVOICE_EMAIL', NULL
+    FROM create_tx WHERE entity = 'customer' AND field = 'email' AND value IS NULL
+    """
+
+
+def p12_members_sql() -> str:
+    """P12: a Tripletex project's participants as Svenn member ids (linked, or ``$ref`` to an
+    employee this plan creates in Svenn); unsynced participants have no access."""
+    return """
+    SELECT pr.id AS tripletex_id,
+           list(CASE WHEN q.svenn_id IS NOT NULL THEN to_json(q.svenn_id)
+                     ELSE json_object('$ref', json_object('entity', 'employee', 'tripletex_id', q.tripletex_id))
+                END ORDER BY q.svenn_id NULLS LAST, q.tripletex_id) AS members,
+           list_sort(list(q.svenn_id) FILTER (WHERE q.svenn_id IS NOT NULL)) AS member_ids,
+           bool_or(q.svenn_id IS NULL) AS pending
+    FROM staging.tripletex_projects pr, unnest(pr.member_ids) AS u(employee_id)
+    JOIN rules.pairs q ON q.tenant = $tenant AND q.entity = 'employee'
+      AND q.tripletex_id = u.employee_id AND (q.svenn_id IS NOT NULL OR q.kind = 'create_in_svenn')
+    WHERE pr.tenant = $tenant
+    GROUP BY pr.id
+    """
+
+
+@rule_asset(
+    "creates",
+    [rules_key("pairs"), rules_key("numbers")],
+    "Create operations for eligible unmatched records on either side (G4), keys always set "
+    "(P5, E2 set_number), with P10, P11, C5, E4 and P12 applied; their warnings.",
+)
+def creates(context: AssetExecutionContext):
+    started = time.perf_counter()
+    tenant = context.partition_key
+    config = context.resources.tenants.get(tenant)
+    with context.resources.duckdb.get_connection() as conn:
+        defaults = tenant_defaults(conn, tenant, config)
+        params = {
+            "tenant": tenant,
+            "pending_can_manage": config.employee_user_type in ("EXTENDED", "STANDARD"),
+            "default_pm": defaults.project_manager_id,
+            "user_type": config.employee_user_type,
+            "department_id": defaults.department_id,
+        }
+        for name, sql in (
+            ("create_tx", p10_p11_to_tripletex_sql()),
+            ("members", p12_members_sql()),
+        ):
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", bind(sql, params))
+
+        def work() -> dict[str, int]:
+            where = "AND step = 'creates'"
+            conn.execute(f"DELETE FROM rules.operations WHERE tenant = ? {where}", [tenant])
+            for sql in (
+                p5_e2_set_number_operations_sql(),
+                to_tripletex_operations_sql(),
+                to_svenn_operations_sql(),
+            ):
+                conn.execute(f"INSERT INTO rules.operations {sql}", bind(sql, params))
+            findings = replace_rows(
+                conn, "rules.findings", tenant, create_findings_sql(), params, where
+            )
+            (ops,) = conn.execute(
+                f"SELECT count(*) FROM rules.operations WHERE tenant = ? {where}", [tenant]
+            ).fetchone()
+            return {"operations": ops, "findings": findings}
+
+        rows = in_transaction(conn, work)
+        conn.execute("DROP TABLE IF EXISTS create_tx; DROP TABLE IF EXISTS members")
+        md = preview(
+            conn,
+            "SELECT entity, target, operation, count(*) AS operations FROM rules.operations "
+            "WHERE tenant = $tenant AND step = 'creates' GROUP BY ALL ORDER BY ALL",
+            params,
+        )
+    return result(context, started, rows, md)

@@ -1,0 +1,151 @@
+"""Matching (G3) and the fate of every record: linked, matched now, or to be created (G4).
+
+Employees, customers and projects are matched independently by key (references do
+not take part in the key), so the order of G3 only matters for the merge, which reads
+all matches at once. Employees without a key match fall back to a case-insensitive
+e-mail match when the address is unique among the unmatched on both sides. Records
+of a detached link are never matched or created again (P8, C6).
+"""
+
+import time
+
+from dagster import AssetExecutionContext
+
+from sync_pipeline.assets.rules.step import (
+    in_transaction,
+    preview,
+    replace_rows,
+    result,
+    rule_asset,
+    rules_key,
+)
+
+_CANDIDATES = """
+cand AS (
+  SELECT * FROM rules.eligibility
+  WHERE tenant = $tenant AND excluded IS NULL AND NOT linked
+)"""
+
+
+def linked_pairs_sql() -> str:
+    """The active links: their pairs keep syncing by id, whatever their keys became."""
+    return """
+    SELECT tenant, entity, svenn_id, tripletex_id, key, 'linked', origin, NULL
+    FROM sync.links WHERE tenant = $tenant AND state = 'active'
+    """
+
+
+def g3_key_matches_sql() -> str:
+    """G3: unlinked eligible records with the same key on both sides."""
+    return f"""
+    WITH {_CANDIDATES}
+    SELECT s.tenant, s.entity, s.id, t.id, s.key, 'matched', 'matched', 'key'
+    FROM cand s JOIN cand t
+      ON s.side = 'svenn' AND t.side = 'tripletex' AND s.entity = t.entity AND s.key = t.key
+    """
+
+
+def g3_email_matches_sql() -> str:
+    """G3: employees left unmatched by key, paired by a case-insensitive unique e-mail."""
+    return f"""
+    WITH {_CANDIDATES},
+    open AS (
+      SELECT c.side, c.id, c.key, lower(trim(st.email)) AS email
+      FROM cand c JOIN staging.svenn_employees st
+        ON c.side = 'svenn' AND st.tenant = c.tenant AND st.id = c.id
+      WHERE c.entity = 'employee'
+      UNION ALL
+      SELECT c.side, c.id, c.key, lower(trim(tt.email))
+      FROM cand c JOIN staging.tripletex_employees tt
+        ON c.side = 'tripletex' AND tt.tenant = c.tenant AND tt.id = c.id
+      WHERE c.entity = 'employee'
+    ),
+    unmatched AS (
+      SELECT * FROM open o WHERE NULLIF(o.email, '') IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM rules.pairs p WHERE p.tenant = $tenant AND p.entity = 'employee'
+          AND (CASE WHEN o.side = 'svenn' THEN p.svenn_id ELSE p.tripletex_id END) = o.id)
+    ),
+    unique_mail AS (
+      SELECT * FROM unmatched QUALIFY count(*) OVER (PARTITION BY side, email) = 1
+    )
+    SELECT $tenant, 'employee', s.id, t.id, coalesce(t.key, s.key), 'matched', 'matched', 'email'
+    FROM unique_mail s JOIN unique_mail t
+      ON s.side = 'svenn' AND t.side = 'tripletex' AND s.email = t.email
+    """
+
+
+def g4_creates_sql() -> str:
+    """G4: eligible records still unpaired are created on the other side — unless a rule
+    blocks it (P1, P3, C2, E1, E3) or the key is already taken there (it would duplicate)."""
+    return f"""
+    WITH {_CANDIDATES}
+    SELECT c.tenant, c.entity,
+           CASE WHEN c.side = 'svenn' THEN c.id END, CASE WHEN c.side = 'tripletex' THEN c.id END,
+           c.key, CASE WHEN c.side = 'svenn' THEN 'create_in_tripletex' ELSE 'create_in_svenn' END,
+           c.side, NULL
+    FROM cand c
+    WHERE c.create_blocked IS NULL
+      AND NOT EXISTS (
+        SELECT 1 FROM rules.pairs p WHERE p.tenant = $tenant AND p.entity = c.entity
+          AND (CASE WHEN c.side = 'svenn' THEN p.svenn_id ELSE p.tripletex_id END) = c.id)
+      AND NOT EXISTS (
+        SELECT 1 FROM rules.eligibility o WHERE o.tenant = $tenant AND o.entity = c.entity
+          AND o.side <> c.side AND o.key = c.key)
+    """
+
+
+def unpaired_findings_sql() -> str:
+    """Why an unpaired record is not created: its blocking rule, or its key taken (G3)."""
+    return """
+    SELECT e.tenant, 'matching', e.entity, e.side,
+           CASE WHEN e.side = 'svenn' THEN e.id END, CASE WHEN e.side = 'tripletex' THEN e.id END,
+           e.label, coalesce(e.create_blocked, 'DUPLICATE_KEY'),
+           CASE WHEN e.create_blocked IS NULL
+                THEN json_object('key', e.key, 'reason', 'key already used on the other side')
+                ELSE json_object('key', e.key) END
+    FROM rules.eligibility e
+    WHERE e.tenant = $tenant AND e.excluded IS NULL AND NOT e.linked
+      AND NOT EXISTS (
+        SELECT 1 FROM rules.pairs p WHERE p.tenant = $tenant AND p.entity = e.entity
+          AND (CASE WHEN e.side = 'svenn' THEN p.svenn_id ELSE p.tripletex_id END) = e.id)
+    """
+
+
+@rule_asset(
+    "pairs",
+    [rules_key("eligibility")],
+    "The fate of every record: active link, new match by key or e-mail (G3), or a create "
+    "on the other side (G4); findings for records that stay unpaired.",
+)
+def pairs(context: AssetExecutionContext):
+    started = time.perf_counter()
+    tenant = context.partition_key
+    params = {"tenant": tenant}
+    with context.resources.duckdb.get_connection() as conn:
+
+        def work() -> dict[str, int]:
+            conn.execute("DELETE FROM rules.pairs WHERE tenant = ?", [tenant])
+            for sql in (linked_pairs_sql(), g3_key_matches_sql(), g3_email_matches_sql()):
+                conn.execute(f"INSERT INTO rules.pairs {sql}", params)
+            conn.execute(f"INSERT INTO rules.pairs {g4_creates_sql()}", params)
+            findings = replace_rows(
+                conn,
+                "rules.findings",
+                tenant,
+                unpaired_findings_sql(),
+                params,
+                "AND step = 'matching'",
+            )
+            (n,) = conn.execute(
+                "SELECT count(*) FROM rules.pairs WHERE tenant = ?", [tenant]
+            ).fetchone()
+            return {"pairs": n, "findings": findings}
+
+        rows = in_transaction(conn, work)
+        md = preview(
+            conn,
+            "SELECT entity, kind, via, count(*) AS pairs FROM rules.pairs WHERE tenant = $tenant "
+            "GROUP BY ALL ORDER BY ALL",
+            params,
+        )
+    return result(context, started, rows, md)

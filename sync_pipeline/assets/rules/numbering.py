@@ -1,0 +1,81 @@
+"""Number generation (P5, E2): a key for every project or employee the plan creates without one.
+
+The next number is the smallest integer greater than every purely numeric number in
+either system — every staged record counts, sub-projects, excluded and deleted ones too,
+and the keys of existing links — so it can never collide. Numbers are handed out in
+Tripletex-id order (then Svenn-id order), a pure function of the snapshots and the links:
+planning twice before applying gives the same numbers.
+"""
+
+import time
+
+from dagster import AssetExecutionContext
+
+from sync_pipeline.assets.rules.step import (
+    in_transaction,
+    preview,
+    replace_rows,
+    result,
+    rule_asset,
+    rules_key,
+)
+from sync_pipeline.model import SIDES, Entity, staging_table
+
+NUMBERED: tuple[Entity, ...] = ("project", "employee")
+
+
+def _numeric_max_sql(entity: Entity) -> str:
+    sources = [
+        f"SELECT trim(number) AS n FROM {staging_table(side, entity)} WHERE tenant = $tenant"
+        for side in SIDES
+    ]
+    sources.append(
+        f"SELECT trim(key) FROM sync.links WHERE tenant = $tenant AND entity = '{entity}'"
+    )
+    return f"""
+    SELECT '{entity}' AS entity, coalesce(max(TRY_CAST(n AS HUGEINT)), 0) AS top
+    FROM ({" UNION ALL ".join(sources)}) WHERE regexp_full_match(n, '[0-9]+')"""
+
+
+def p5_e2_numbers_sql() -> str:
+    """P5 (projects) and E2 (employees): number the keyless records the plan creates."""
+    tops = " UNION ALL ".join(_numeric_max_sql(e) for e in NUMBERED)
+    return f"""
+    WITH top AS ({tops}),
+    keyless AS (
+      SELECT entity, CASE WHEN tripletex_id IS NOT NULL THEN 'tripletex' ELSE 'svenn' END AS side,
+             coalesce(tripletex_id, svenn_id) AS id
+      FROM rules.pairs
+      WHERE tenant = $tenant AND key IS NULL
+        AND kind IN ('create_in_svenn', 'create_in_tripletex') AND entity IN ('project', 'employee')
+    )
+    SELECT $tenant, k.entity, k.side, k.id,
+           CAST(t.top + row_number() OVER (
+             PARTITION BY k.entity ORDER BY k.side = 'svenn', k.id) AS VARCHAR)
+    FROM keyless k JOIN top t USING (entity)
+    """
+
+
+@rule_asset(
+    "numbers",
+    [rules_key("pairs")],
+    "Numbers generated for Tripletex/Svenn projects and employees created without one "
+    "(P5, E2): unique across both systems and stable until applied.",
+)
+def numbers(context: AssetExecutionContext):
+    started = time.perf_counter()
+    tenant = context.partition_key
+    params = {"tenant": tenant}
+    with context.resources.duckdb.get_connection() as conn:
+        rows = in_transaction(
+            conn,
+            lambda: {
+                "numbers": replace_rows(conn, "rules.numbers", tenant, p5_e2_numbers_sql(), params)
+            },
+        )
+        md = preview(
+            conn,
+            "SELECT entity, side, id, number FROM rules.numbers WHERE tenant = $tenant ORDER BY ALL",
+            params,
+        )
+    return result(context, started, rows, md)
