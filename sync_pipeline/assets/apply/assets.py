@@ -201,8 +201,6 @@ def error_log(
     opened, resolved, paths = finish_error_log(duckdb, tenant, run_id, complete=complete)
     with duckdb.get_connection() as conn:
         open_errors = errlog.open_errors_for_svenn(conn, tenant)
-        digest = errlog.errors_hash(open_errors)
-        changed = digest != errlog.last_published_hash(conn, tenant)
         by_code = dict(
             conn.execute(
                 "SELECT code, count(*) FROM sync.errors WHERE tenant = ? AND resolved_at IS NULL "
@@ -211,19 +209,17 @@ def error_log(
             ).fetchall()
         )
     published, publish_error = False, None
-    if changed and config.mode == "active":  # review mode writes nothing to Svenn (G9)
+    if config.mode == "active":  # review mode writes nothing to Svenn (G9)
         svenn = config.svenn_client()
         try:
-            svenn.put_errors(open_errors)
-            published = True
+            published, open_errors = errlog.publish_open_errors(
+                duckdb.get_connection, tenant, run_id, svenn
+            )
         except ApiError as err:
             publish_error = str(err)
             context.log.warning(f"Svenn error list not published (retried next run): {err}")
         finally:
             svenn.close()
-        if published:
-            with duckdb.get_connection() as conn:
-                errlog.record_publication(conn, tenant, run_id, digest, len(open_errors))
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(open_errors)),

@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -284,3 +286,25 @@ def record_publication(
         "INSERT INTO sync.error_publications VALUES (?, ?, ?, ?, now())",
         [tenant, run_id, digest, count],
     )
+
+
+def publish_open_errors(
+    connect: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]],
+    tenant: str,
+    run_id: str,
+    svenn: Any,
+) -> tuple[bool, list[dict[str, Any]]]:
+    """PUT the open errors to Svenn when they changed since the last publication (G10, G6).
+
+    Returns (published, open errors). An ``ApiError`` propagates; nothing is recorded
+    then, so the next run tries again.
+    """
+    with connect() as conn:
+        errors = open_errors_for_svenn(conn, tenant)
+        digest = errors_hash(errors)
+        if digest == last_published_hash(conn, tenant):
+            return False, errors
+    svenn.put_errors(errors)
+    with connect() as conn:
+        record_publication(conn, tenant, run_id, digest, len(errors))
+    return True, errors
