@@ -279,3 +279,71 @@ def test_unknown_sorting_field_is_422_code_17000(api):
     resp = api.get("/project", sorting="-nope")
     assert resp.status_code == 422 and resp.json()["code"] == 17000
     assert resp.json()["message"] == "sorting field '-nope' does not exist"
+
+
+def test_employee_needs_department_and_email_when_a_user(api):
+    resp = api.post("/employee", {"firstName": "A", "lastName": "B", "userType": "STANDARD"})
+    assert_validation(
+        resp,
+        ("department.id", "Feltet må fylles ut."),
+        ("email", "Må angis for Tripletex-brukere."),
+    )
+    no_access = {
+        "firstName": "A",
+        "lastName": "B",
+        "userType": "NO_ACCESS",
+        "department": {"id": 1},
+    }
+    assert api.post("/employee", no_access).status_code == 201
+
+
+def test_changing_email_to_another_users_is_refused(api):
+    api.employee(email="opptatt@example.no")
+    other = api.employee()
+    resp = api.put(f"/employee/{other['id']}", {"email": "opptatt@example.no"})
+    assert_validation(resp, ("email", "Det finnes allerede en bruker med denne e-postadressen."))
+
+
+def test_reference_to_a_missing_object_is_refused(api):
+    resp = api.post(
+        "/project",
+        {
+            "name": "X",
+            "startDate": "2026-01-01",
+            "projectManager": {"id": 1},
+            "customer": {"id": 999},
+        },
+    )
+    assert_validation(resp)
+    assert ("customer.id", "Objektet finnes ikke.") in messages(resp)  # text INFERRED
+
+
+def test_participant_twice_and_participant_without_employee(api):
+    project = api.project()
+    resp = api.post(
+        "/project/participant", {"project": {"id": project["id"]}, "employee": {"id": 1}}
+    )
+    assert_validation(resp, ("employee.id", "Den ansatte er allerede deltaker i prosjektet."))
+    resp = api.post("/project/participant", {"project": {"id": project["id"]}})
+    assert_validation(resp, ("employee.id", "Feltet må fylles ut."))
+
+
+def test_project_with_sub_projects_cannot_be_deleted_a_leaf_can(api):
+    main = api.project(name="Hoved")
+    sub = api.project(name="Under", mainProject={"id": main["id"]})
+    assert api.get(f"/project/{main['id']}").json()["value"]["numberOfSubProjects"] == 1
+    resp = api.delete(f"/project/{main['id']}")
+    assert resp.status_code == 422 and resp.json()["code"] == 18000
+    assert api.delete(f"/project/{sub['id']}").status_code == 204
+    assert api.get(f"/project/{sub['id']}").status_code == 404
+    assert api.delete(f"/project/{main['id']}").status_code == 204
+
+
+def test_bad_boolean_and_paging_parameters_are_422(api):
+    assert api.get("/project", isClosed="kanskje").status_code == 422
+    assert api.get("/project", count="mange").status_code == 422
+
+
+def test_unknown_path_under_v2_has_tripletex_404_body(api):
+    resp = api.get("/nothing/here")
+    assert resp.status_code == 404 and resp.json()["code"] == 6000

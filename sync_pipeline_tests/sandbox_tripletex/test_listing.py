@@ -238,3 +238,61 @@ def test_requests_are_counted_per_path_template(tx_sandbox, api):
     assert stats["requests"]["POST /v2/project"] == 1
     assert stats["writes"] == 1
     assert requests.get(f"{tx_sandbox.root_url}/_sandbox/health", timeout=10).ok
+
+
+def test_post_session_create_accepts_query_parameters_with_201(api):
+    """OBSERVED (NANGO6298): POST with the three values as query parameters gives 201."""
+    import datetime as dt
+
+    resp = requests.post(
+        f"{api.base}/token/session/:create",
+        params={
+            "consumerToken": "c",
+            "employeeToken": api.employee_token,
+            "expirationDate": (dt.date.today() + dt.timedelta(days=5)).isoformat(),
+        },
+        timeout=30,
+    )
+    assert resp.status_code == 201
+    token = resp.json()["value"]["token"]
+    assert requests.get(f"{api.base}/department", auth=("0", token), timeout=30).status_code == 200
+
+
+def test_changed_since_on_customers(api):
+    old = api.customer(name="Gammel")
+    stamp = api.get(f"/customer/{old['id']}", fields="changes").json()["value"]["changes"][-1]
+    later = "2999-01-01T00:00:00Z"
+    assert ids(api.get("/customer", changedSince=stamp["timestamp"])) == [old["id"]]
+    assert ids(api.get("/customer", changedSince=later)) == []
+    assert api.get("/customer", changedSince="i går").status_code == 422
+
+
+def test_include_recently_closed_with_is_closed_false(api):
+    open_ = api.project(name="Åpen")
+    closed = api.project(name="Lukket")
+    api.put(f"/project/{closed['id']}", {"isClosed": True})
+    assert ids(api.get("/project", isClosed="false")) == [open_["id"]]
+    recent = api.get("/project", isClosed="false", includeRecentlyClosed="true")
+    assert ids(recent) == [open_["id"], closed["id"]]
+
+
+def test_participant_admin_access_can_be_changed(api):
+    project = api.project()
+    part_id = api.get(f"/project/{project['id']}").json()["value"]["participants"][0]["id"]
+    resp = api.put(f"/project/participant/{part_id}", {"adminAccess": False})
+    assert resp.status_code == 200 and resp.json()["value"]["adminAccess"] is False
+    assert api.get(f"/project/participant/{part_id}").json()["value"]["adminAccess"] is False
+
+
+def test_customer_addresses_are_updated_inline(api):
+    customer = api.customer(
+        postalAddress={"addressLine1": "Gate 1", "postalCode": "5003", "city": "Bergen"}
+    )
+    address_id = customer["postalAddress"]["id"]
+    api.put(f"/customer/{customer['id']}", {"postalAddress": {"city": "Voss"}})
+    value = api.get(f"/customer/{customer['id']}", fields="postalAddress(*)").json()["value"]
+    assert value["postalAddress"]["id"] == address_id
+    assert (value["postalAddress"]["addressLine1"], value["postalAddress"]["city"]) == (
+        "Gate 1",
+        "Voss",
+    )

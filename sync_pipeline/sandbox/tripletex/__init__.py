@@ -4,7 +4,7 @@
 Behaviour follows ``shared/reference/tripletex/API-NOTES.md``; where the notes are silent
 the code says INFERRED. Deliberate limits: arrays of objects the sandbox does not model
 (order lines, hourly rates, employments, …) are accepted on write but not kept, and
-``includeRecentlyClosed`` has no effect (no closing dates are kept).
+seeded closed projects count as closed long ago for ``includeRecentlyClosed``.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ applies nothing when one fails; the 422 then names the failing items. Batch conv
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sync_pipeline.sandbox.tripletex import errors as E
@@ -70,6 +71,8 @@ def update_many(
     employee_id = company.owner_id
     for existing, p in plans:
         values = dict(p.values)
+        if table == "project" and values.get("isClosed") and not existing.get("isClosed"):
+            values["_closedAt"] = time.time()  # for includeRecentlyClosed
         for fname, address in p.addresses.items():
             values[fname] = _save_address(company, address, existing.get(fname))
         company.update(table, existing, values, employee_id)
@@ -98,6 +101,8 @@ def _create(table: str, company: Company, p: Parsed) -> dict[str, Any]:
         for fname in ("postalAddress", "physicalAddress"):
             if values.get(fname) is None:  # Tripletex gives every customer both addresses
                 values[fname] = company.insert("address", {})["id"]
+    if table == "project" and values.get("isClosed"):
+        values["_closedAt"] = time.time()
     rec = company.insert(table, values)
     if table == "project":
         # INFERRED (TJS-SNAP: one participant on a project with a manager): the project
@@ -132,6 +137,14 @@ def _save_address(company: Company, address: dict[str, Any], current: int | None
         company.update("address", company.get("address", address_id), address, None)
         return address_id
     return company.insert("address", address)["id"]
+
+
+def update_participant(company: Company, rec_id: int, body: Any) -> dict:
+    (rec,) = update_many("projectParticipant", company, [(rec_id, body)], batch=False)
+    project = company.get("project", rec["project"])
+    if project is not None:
+        company.touch(project)
+    return rec
 
 
 def create_participants(company: Company, bodies: list[Any], *, batch: bool) -> list[dict]:

@@ -8,8 +8,10 @@ total. Observed with ``from=0``: min(total, count + 1). Our choice for any ``fro
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +20,10 @@ from sync_pipeline.sandbox.tripletex import errors as E
 from sync_pipeline.sandbox.tripletex.errors import ApiError
 from sync_pipeline.sandbox.tripletex.models import MODELS, REF
 from sync_pipeline.sandbox.tripletex.render import Renderer
-from sync_pipeline.sandbox.tripletex.store import Company, oslo_timestamp
+from sync_pipeline.sandbox.tripletex.store import OSLO, Company
 from sync_pipeline.sandbox.tripletex.validation import may_manage_projects
 
+RECENTLY_CLOSED_SECONDS = 92 * 24 * 3600  # "the last 3 months"
 NO_DIGEST = "'If-None-Match' header not specified"
 _ID_LIST = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*$")
 
@@ -111,9 +114,20 @@ def _project_query(company: Company, params: dict[str, str]) -> Query:
             for rec in company.tables["projectParticipant"].values()
             if rec["employee"] in wanted
         )
-    for name in ("isClosed", "isOffer", "isFixedPrice"):
+    for name in ("isOffer", "isFixedPrice"):
         if name in params:
             q.where(_bool(name, boolean(name, params[name])))
+    if "isClosed" in params:
+        closed = boolean("isClosed", params["isClosed"])
+        recent = "includeRecentlyClosed" in params and boolean(
+            "includeRecentlyClosed", params["includeRecentlyClosed"]
+        )
+        if recent and not closed:
+            # With isClosed=false, also projects closed within the last 3 months (A2).
+            horizon = time.time() - RECENTLY_CLOSED_SECONDS
+            q.where(lambda r: not r.get("isClosed") or (r.get("_closedAt") or 0) >= horizon)
+        else:
+            q.where(_bool("isClosed", closed))
     if "externalAccountsNumber" in params:
         q.where(_contains("externalAccountsNumber", params["externalAccountsNumber"]))
     for name, field, inclusive in (
@@ -128,7 +142,6 @@ def _project_query(company: Company, params: dict[str, str]) -> Query:
                 q.where(lambda r, f=field, b=bound: bool(r.get(f)) and r[f] >= b)
             else:
                 q.where(lambda r, f=field, b=bound: bool(r.get(f)) and r[f] < b)
-    # includeRecentlyClosed: accepted; the sandbox keeps no closing date, so it has no effect.
     return q
 
 
@@ -150,9 +163,24 @@ def _customer_query(company: Company, params: dict[str, str]) -> Query:
     inactive = boolean("isInactive", params["isInactive"]) if "isInactive" in params else False
     q.where(_bool("isInactive", inactive))
     if "changedSince" in params:
-        since = params["changedSince"]
-        q.where(lambda r: oslo_timestamp(r["_changes"][-1][0]) >= since)
+        since = moment("changedSince", params["changedSince"])
+        q.where(lambda r: r["_changes"][-1][0] >= since)
     return q
+
+
+def moment(name: str, text: str) -> float:
+    """A date or date-time as epoch seconds; without an offset it is Oslo time (API-NOTES 1).
+
+    The format of ``changedSince`` is undocumented (API-NOTES 3.7): ISO dates and date-times,
+    with ``Z`` or an offset or none, are accepted; the comparison is inclusive (INFERRED).
+    """
+    try:
+        parsed = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(422, 21000, f"'{name}': Ugyldig dato: {text}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=OSLO)
+    return parsed.timestamp()
 
 
 def _employee_query(company: Company, params: dict[str, str]) -> Query:

@@ -240,6 +240,13 @@ def _delete(table: str):
     return endpoint
 
 
+async def put_participant(request: Request) -> Response:
+    ctx = Ctx(request)
+    rec = ops.update_participant(ctx.company, _path_id(request), await _body(request))
+    ctx.wrote()
+    return ctx.value("projectParticipant", rec)
+
+
 async def delete_participants(request: Request) -> Response:
     ctx = Ctx(request)
     ids = Q.id_list("ids", request.query_params.get("ids") or "")
@@ -357,6 +364,7 @@ def routes() -> list[Route]:
         ("/project/participant/list", _post_list("projectParticipant"), ["POST"]),
         ("/project/participant/list", delete_participants, ["DELETE"]),
         ("/project/participant/{id}", _get("projectParticipant"), ["GET"]),
+        ("/project/participant/{id}", put_participant, ["PUT"]),
         ("/project", _list("project"), ["GET"]),
         ("/project", _post("project"), ["POST"]),
         ("/project/{id}", _get("project"), ["GET"]),

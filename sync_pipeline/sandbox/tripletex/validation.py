@@ -319,9 +319,14 @@ def check_participant(
     parsed: Parsed, company: Company, existing: dict | None, batch: Batch
 ) -> list[dict]:
     v, msgs = parsed.values, parsed.messages
+    if existing is not None:  # PUT: only adminAccess may change; project/employee stay
+        for key in ("project", "employee"):
+            if key in v and v[key] != existing[key]:
+                msgs.append(vmsg(f"{key}.id", E.WRONG_TYPE))
+        return msgs
     for key in ("project", "employee"):
-        if v.get(key) is None and not _has_error(msgs, f"{key}.id"):
-            msgs.append(vmsg(f"{key}.id", E.REQUIRED))
+        if v.get(key) is None:
+            _require(msgs, f"{key}.id", E.REQUIRED)
     if v.get("project") and v.get("employee"):
         taken = {
             company.get("projectParticipant", pid)["employee"]
