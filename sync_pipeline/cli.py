@@ -21,6 +21,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -215,7 +216,7 @@ class _ProgressHandler(logging.Handler):
         step = event.step_key or ""
         if kind == "ASSET_MATERIALIZATION":
             mat = event.event_specific_data.materialization
-            count = mat.metadata.get("dagster_row_count")
+            count = mat.metadata.get("dagster/row_count") or mat.metadata.get("dagster_row_count")
             label = mat.asset_key.to_user_string()
             self.rows.setdefault(step, []).append(
                 f"{label} {count.value} rows" if count is not None else label
@@ -225,8 +226,7 @@ class _ProgressHandler(logging.Handler):
             done = "; ".join(self.rows.pop(step, [])) or ""
             self._line(f"  ok      {step:<40} {seconds:6.1f} s  {done}")
         elif kind == "STEP_FAILURE":
-            error = event.event_specific_data.error
-            reason = _one_line(error.message if error else "failed")
+            reason = _error_text(event.event_specific_data.error)
             self._line(f"  FAILED  {step:<40} {reason}")
         elif kind == "STEP_UP_FOR_RETRY":
             self._line(f"  retry   {step}")
@@ -239,6 +239,13 @@ class _ProgressHandler(logging.Handler):
     def _line(self, text: str) -> None:
         self.stream.write(text + "\n")
         self.stream.flush()
+
+
+def _error_text(error) -> str:
+    """The innermost cause of a step error, on one line (Dagster wraps the user's exception)."""
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return _one_line(error.message if error else "failed")
 
 
 def _one_line(message: str) -> str:
@@ -292,7 +299,7 @@ def execute(job_name: str, tenant: str, *, full: bool, origin: str = "cli"):
 
     instance = dagster_instance()
     _ensure_partitions(instance, [tenant])
-    job = defs.get_job_def(job_name).with_logger_defs({"progress": _progress_logger_def()})
+    job = defs.resolve_job_def(job_name).with_logger_defs({"progress": _progress_logger_def()})
     tags = {**run_tags(tenant, full=full, origin=origin), "sync_pipeline/pid": str(os.getpid())}
     return job.execute_in_process(
         instance=instance,
@@ -306,8 +313,7 @@ def execute(job_name: str, tenant: str, *, full: bool, origin: str = "cli"):
 def _failure_reason(result) -> str:
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
-            error = event.event_specific_data.error
-            return f"{event.step_key}: {_one_line(error.message if error else 'failed')}"
+            return f"{event.step_key}: {_error_text(event.event_specific_data.error)}"
     for event in result.all_events:
         if event.event_type_value == "RUN_FAILURE":
             return _one_line(event.message or "run failed")
@@ -800,6 +806,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Dagster's preview/deprecation notices are for developers, not in an operator's output.
+    warnings.filterwarnings("ignore", module=r"dagster(\.|$)")
+    warnings.filterwarnings("ignore", category=UserWarning, message=".*Definitions.resolve_job_def")
     try:
         return args.handler(args)
     except CliError as exc:
