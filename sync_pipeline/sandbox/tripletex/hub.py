@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 from typing import Any
 
 from starlette.responses import Response
@@ -34,6 +35,16 @@ def synthetic_company(key: str, projects: int, customers: int) -> Company:
     return company
 
 
+def _freeze_heap() -> None:
+    """Move the loaded records out of the cyclic GC's reach.
+
+    A world holds hundreds of thousands of small dicts; left to the collector, every full
+    collection rescans them all and a page of 1,000 default-field customers took 40× longer.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class TripletexHub(SandboxHub):
     name = "tripletex"
     api_prefix = "/v2"
@@ -50,6 +61,16 @@ class TripletexHub(SandboxHub):
 
     # -- SandboxHub hooks -----------------------------------------------------------------
     def build_company(self, key: str, seed: str, options: dict[str, Any]) -> Company:
+        company = self._build_company(key, seed, options)
+        _freeze_heap()
+        return company
+
+    def _load_state(self) -> bool:
+        loaded = super()._load_state()
+        _freeze_heap()
+        return loaded
+
+    def _build_company(self, key: str, seed: str, options: dict[str, Any]) -> Company:
         if options.get("synthetic_projects") or options.get("synthetic_customers"):
             return synthetic_company(
                 key,

@@ -20,7 +20,6 @@ from sync_pipeline.sandbox.tripletex.models import (
 from sync_pipeline.sandbox.tripletex.store import Company, oslo_timestamp
 
 URL_PATHS = {"projectParticipant": "project/participant"}
-_PLAIN = frozenset(("str", "int", "num", "bool", "date", "enum", "strs", "ints"))
 
 
 def project_display_name(rec: dict[str, Any]) -> str:
@@ -44,27 +43,30 @@ class Renderer:
 
     def render(self, model: Model, rec: dict[str, Any], selection: Selection) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        fields = model.fields
-        for name, sub in selection.items():
-            f = fields[name]
-            if f.kind in _PLAIN and name in rec and (model.name, name) not in _COMPUTED:
-                out[name] = rec[name]
-                continue
-            value = self._value(model, rec, name)
-            if f.kind == REF:
-                out[name] = None if value is None else self._ref(f.target, value, sub)
-            elif f.kind == REFS:
-                out[name] = [self._ref(f.target, v, sub) for v in (value or [])]
-            elif f.kind == CHANGES:
+        company = self.company
+        for op, name, arg in _plan(model, selection):
+            if op == _OP_PLAIN:
+                value = rec.get(name)
+                out[name] = arg if value is None else value
+            elif op == _OP_COMPUTED:
+                out[name] = arg(company, rec)
+            elif op == _OP_URL:
+                out[name] = f"{self.base}{arg}/{rec['id']}"
+            elif op == _OP_REF:
+                value = rec.get(name)
+                out[name] = None if value is None else self._ref(arg[0], value, arg[1])
+            elif op == _OP_REFS:
+                target, sub, compute = arg
+                values = compute(company, rec) if compute else rec.get(name)
+                out[name] = [self._ref(target, v, sub) for v in values or ()]
+            else:  # changes
                 out[name] = [
                     _pick(
                         {"employeeId": emp, "timestamp": oslo_timestamp(ts), "changeType": kind},
-                        sub,
+                        arg,
                     )
-                    for ts, kind, emp in rec.get("_changes", [])
+                    for ts, kind, emp in rec.get("_changes", ())
                 ]
-            else:
-                out[name] = f.default if value is None and f.kind != "date" else value
         return out
 
     def _ref(self, target: str, rec_id: int, sub: Selection | None) -> dict[str, Any]:
@@ -83,6 +85,38 @@ class Renderer:
         if compute is not None:
             return compute(self.company, rec)
         return rec.get(name)
+
+
+_OP_PLAIN, _OP_COMPUTED, _OP_URL, _OP_REF, _OP_REFS, _OP_CHANGES = range(6)
+_PLANS: dict[tuple[str, int], tuple[Selection, list[tuple[int, str, Any]]]] = {}
+
+
+def _plan(model: Model, selection: Selection) -> list[tuple[int, str, Any]]:
+    """What to do per selected field, compiled once per (model, selection) object."""
+    key = (model.name, id(selection))
+    cached = _PLANS.get(key)
+    if cached is not None and cached[0] is selection:
+        return cached[1]
+    plan: list[tuple[int, str, Any]] = []
+    for name, sub in selection.items():
+        f = model.fields[name]
+        compute = _COMPUTED.get((model.name, name))
+        if name == "url":
+            plan.append((_OP_URL, name, URL_PATHS.get(model.name, model.name)))
+        elif f.kind == REF:
+            plan.append((_OP_REF, name, (f.target, sub)))
+        elif f.kind == REFS:
+            plan.append((_OP_REFS, name, (f.target, sub, compute)))
+        elif f.kind == CHANGES:
+            plan.append((_OP_CHANGES, name, sub))
+        elif compute is not None:
+            plan.append((_OP_COMPUTED, name, compute))
+        else:
+            plan.append((_OP_PLAIN, name, f.default))
+    if len(_PLANS) > 1024:
+        _PLANS.clear()
+    _PLANS[key] = (selection, plan)
+    return plan
 
 
 def _pick(obj: dict[str, Any], sub: Selection | None) -> dict[str, Any]:
