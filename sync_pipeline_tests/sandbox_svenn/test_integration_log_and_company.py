@@ -97,5 +97,5 @@ def test_openapi_document_hides_the_control_endpoints(svenn):
     assert doc["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",
         "scheme": "bearer",
-        "description": "The company's Svenn API key.",
+        "description": "The company's API key.",
     }

@@ -41,7 +41,7 @@ schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app, config=conf
 
 @schema.parametrize()
 @settings(
-    max_examples=25,
+    max_examples=15,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     database=None,

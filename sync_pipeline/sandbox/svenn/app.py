@@ -17,7 +17,7 @@ from sync_pipeline.sandbox.core import RateLimitSpec
 from sync_pipeline.sandbox.svenn.errors import ApiError, error_response
 from sync_pipeline.sandbox.svenn.hub import API_PREFIX, SvennHub
 from sync_pipeline.sandbox.svenn.models import RESOURCE_MODELS, IntegrationErrors
-from sync_pipeline.sandbox.svenn.routes import build_router
+from sync_pipeline.sandbox.svenn.routes import add_routes
 
 TITLE = "Svenn API (sandbox)"
 VERSION = "1"
@@ -53,10 +53,9 @@ def create_app(
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
     )
-    router = build_router(hub)
-    app.include_router(router)
+    add_routes(app.router, hub)
     core.install(app, hub)
-    _install_error_handlers(app, router)
+    _install_error_handlers(app, app.router)
     app.openapi = lambda: _openapi(app)
     return app
 
@@ -141,8 +140,12 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         name: {"description": text, "required": True, "schema": {"type": "integer", "minimum": 0}}
         for name, text in {**_RATE_LIMIT_HEADERS, **_RETRY_AFTER}.items()
     }
+    doc["components"]["securitySchemes"] = {
+        "bearerAuth": {"type": "http", "scheme": "bearer", "description": "The company's API key."}
+    }
     for item in doc["paths"].values():
         for operation in item.values():
+            operation["security"] = [{"bearerAuth": []}]
             for parameter in operation.get("parameters", []):
                 _drop_null(parameter["schema"])
             responses = operation["responses"]

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sync_pipeline.sandbox.svenn.errors import ApiError
 from sync_pipeline.sandbox.svenn.fields import ERROR_LOG_FIELDS, RESOURCES, error_log_problems
@@ -27,10 +26,6 @@ from sync_pipeline.sandbox.svenn.models import (
 )
 from sync_pipeline.sandbox.svenn.store import Company, decode_cursor, encode_cursor
 from sync_pipeline.sandbox.svenn.timestamps import parse_rfc3339
-
-bearer = HTTPBearer(
-    auto_error=False, scheme_name="bearerAuth", description="The company's Svenn API key."
-)
 
 _ERROR_DESCRIPTIONS = {
     400: "Malformed JSON body or parameter.",
@@ -103,11 +98,12 @@ def request_body_doc(model: type) -> dict[str, Any]:
     }
 
 
-async def current_company(
-    request: Request,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Company:
-    """The company of the request's bearer key; 401 without a known one."""
+async def current_company(request: Request) -> Company:
+    """The company of the request's bearer key; 401 without a known one.
+
+    Documented as the ``bearerAuth`` scheme by the app's OpenAPI step rather than through
+    FastAPI's ``HTTPBearer``, which would add a dependency level to every request.
+    """
     hub: SvennHub = request.app.state.hub
     key = hub.company_key(request.scope)
     if key is None:
@@ -123,14 +119,14 @@ async def current_company(
 CurrentCompany = Annotated[Company, Depends(current_company)]
 
 
-def build_router(hub: SvennHub) -> APIRouter:
-    router = APIRouter(prefix=API_PREFIX)
+def add_routes(router: APIRouter, hub: SvennHub) -> None:
+    """Register the API on ``router`` (the app's own: included routers cost a lookup level)."""
 
     for resource in RESOURCES:
         _add_resource_routes(router, resource)
 
     @router.get(
-        "/integrations/tripletex/errors",
+        f"{API_PREFIX}/integrations/tripletex/errors",
         response_model=IntegrationErrors,
         responses=errors(),
         tags=["integration"],
@@ -140,7 +136,7 @@ def build_router(hub: SvennHub) -> APIRouter:
         return json_response({"errors": company.integration_errors})
 
     @router.put(
-        "/integrations/tripletex/errors",
+        f"{API_PREFIX}/integrations/tripletex/errors",
         status_code=204,
         response_class=Response,
         responses=errors(400, 422),
@@ -160,7 +156,7 @@ def build_router(hub: SvennHub) -> APIRouter:
         return Response(status_code=204)
 
     @router.get(
-        "/company",
+        f"{API_PREFIX}/company",
         response_model=CompanyInfo,
         responses=errors(),
         tags=["company"],
@@ -175,8 +171,6 @@ def build_router(hub: SvennHub) -> APIRouter:
             }
         )
 
-    return router
-
 
 def _add_resource_routes(router: APIRouter, resource: str) -> None:
     record_model, create_model, patch_model, list_model = RESOURCE_MODELS[resource]
@@ -185,7 +179,7 @@ def _add_resource_routes(router: APIRouter, resource: str) -> None:
     tags = [resource]
 
     @router.get(
-        f"/{resource}",
+        f"{API_PREFIX}/{resource}",
         response_model=list_model,
         responses=errors(400),
         tags=tags,
@@ -225,7 +219,7 @@ def _add_resource_routes(router: APIRouter, resource: str) -> None:
         return json_response({"data": records, "next_cursor": next_cursor})
 
     @router.get(
-        f"/{resource}/{{id}}",
+        f"{API_PREFIX}/{resource}/{{id}}",
         response_model=record_model,
         responses=errors(400, 404),
         tags=tags,
@@ -239,7 +233,7 @@ def _add_resource_routes(router: APIRouter, resource: str) -> None:
         return json_response(company.get(resource, id))
 
     @router.post(
-        f"/{resource}",
+        f"{API_PREFIX}/{resource}",
         status_code=201,
         response_model=record_model,
         responses=errors(400, *number_conflicts, 422),
@@ -283,7 +277,7 @@ def _add_resource_routes(router: APIRouter, resource: str) -> None:
         return response
 
     @router.patch(
-        f"/{resource}/{{id}}",
+        f"{API_PREFIX}/{resource}/{{id}}",
         response_model=record_model,
         responses=errors(400, 404, *number_conflicts, 412, 422),
         openapi_extra=request_body_doc(patch_model),
@@ -307,7 +301,7 @@ def _add_resource_routes(router: APIRouter, resource: str) -> None:
         return json_response(company.update(resource, id, body, version))
 
     @router.delete(
-        f"/{resource}/{{id}}",
+        f"{API_PREFIX}/{resource}/{{id}}",
         status_code=204,
         response_class=Response,
         responses=errors(400, 404),
