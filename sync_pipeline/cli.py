@@ -250,6 +250,9 @@ def _error_text(error) -> str:
 
 def _one_line(message: str) -> str:
     text = " ".join(message.strip().splitlines()[:1]) if message else ""
+    # "dagster._core.definitions.events.Failure: why" -> "why"; "pkg.mod.KeyError: x" -> "KeyError: x"
+    text = re.sub(r"^dagster\.[\w.]*\.Failure: ", "", text)
+    text = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=\w+: )", "", text)
     return text[:300]
 
 
@@ -758,6 +761,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="tenants YAML (default: $SYNC_TENANTS_FILE or data/tenants.yaml)",
     )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also show the API clients' warnings"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
@@ -806,6 +812,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Library log records (client retries, …) are in the Dagster event log; here only on -v.
+    logging.basicConfig(
+        level=logging.WARNING if args.verbose else logging.CRITICAL + 1,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     # Dagster's preview/deprecation notices are for developers, not in an operator's output.
     warnings.filterwarnings("ignore", module=r"dagster(\.|$)")
     warnings.filterwarnings("ignore", category=UserWarning, message=".*Definitions.resolve_job_def")

@@ -79,6 +79,16 @@ class Workspace:
         migrate(conn)
         return conn
 
+    def cli_background(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [str(CONSOLE_SCRIPT), *args],
+            env=self.env,
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(CONSOLE_SCRIPT), *args],
