@@ -53,7 +53,7 @@ def every_applied_create_has_a_link(
             "AND NOT EXISTS (SELECT 1 FROM sync.links AS l WHERE l.tenant = o.tenant "
             " AND l.entity = o.entity AND (CASE WHEN o.target = 'tripletex' "
             " THEN l.tripletex_id ELSE l.svenn_id END) = o.result_id) ORDER BY o.seq LIMIT 20",
-            [context.partition_key, context.run_id],
+            [context.partition_key, context.run.run_id],
         ).fetchall()
     return dg.AssetCheckResult(
         passed=not missing,
@@ -85,11 +85,11 @@ def plan_fully_accounted_for(
             "FROM sync.plan AS p LEFT JOIN sync.operations AS o "
             "ON o.tenant = p.tenant AND o.run_id = p.run_id AND o.seq = p.seq "
             "WHERE p.tenant = ? AND p.run_id = ? AND p.apply",
-            [context.partition_key, context.run_id],
+            [context.partition_key, context.run.run_id],
         ).fetchone()
         mode = conn.execute(
             "SELECT mode FROM sync.runs WHERE tenant = ? AND run_id = ?",
-            [context.partition_key, context.run_id],
+            [context.partition_key, context.run.run_id],
         ).fetchone()
     never, unexplained, done, total = row
     if mode and mode[0] == "review":

@@ -211,6 +211,21 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
+def _waves(items: list[tuple[PlanRow, Any, str | None]]) -> list[list]:
+    """Split rows so each record appears once per wave, keeping plan order within a record."""
+    waves: list[list] = []
+    seen: Counter = Counter()
+    for item in items:
+        row = item[0]
+        record = (row.entity, row.svenn_id) if row.svenn_id is not None else (row.seq,)
+        n = seen[record]
+        seen[record] += 1
+        if n == len(waves):
+            waves.append([])
+        waves[n].append(item)
+    return waves
+
+
 class PlanExecutor:
     """Applies plan rows for one tenant and run; see the module docstring for the order."""
 
@@ -269,6 +284,7 @@ class PlanExecutor:
             return [r for r in rows if r.target == target and r.operation in ops]
 
         self._links(pick("state", "link"))
+        self._settle_bases(pick("state", "update"))
         self._tripletex_writes(entity, pick("tripletex", "set_number"), "update")
         self._tripletex_writes(entity, pick("tripletex", "create"), "create")
         self._tripletex_writes(entity, pick("tripletex", "update"), "update")
@@ -278,7 +294,7 @@ class PlanExecutor:
         for row in rows:
             if row.operation not in known:
                 raise UnsafeWriteError(f"plan row {row.seq}: unknown operation {row.operation!r}")
-        self._finalize_bases(rows)
+        self._finalize_bases()
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _intents(self, items: list[tuple[PlanRow, Any, str | None]]) -> None:
@@ -435,43 +451,57 @@ class PlanExecutor:
         for chunk in _chunks(results, 1000):
             self._settle(chunk, with_intent=True)
 
-    def _finalize_bases(self, rows: list[PlanRow]) -> None:
-        """Store each pair's full new base when all its writes of this run succeeded (G6).
+    def _settle_bases(self, rows: list[PlanRow]) -> None:
+        """Fields both sides changed alike (target ``state``, ``update``): the base follows."""
+        results = []
+        for row in rows:
+            base = self._base_after(row) or {}
+            svenn_id, tripletex_id = self._pair_ids(row)
+            if svenn_id is None or tripletex_id is None:
+                results.append(Result(row, "skipped", error={"reason": "no active link"}))
+                continue
+            link = LinkWrite("merge_base", row.entity, svenn_id, tripletex_id, base=base)
+            results.append(Result(row, "done", result_id=tripletex_id, links=[link]))
+        for chunk in _chunks(results, 1000):
+            self._settle(chunk, with_intent=True)
 
-        A pair linked in this run whose update failed keeps base NULL, so the next run
+    def _finalize_bases(self) -> None:
+        """Complete the base of each pair that got its link or create in this run (G6).
+
+        A key match stores the values each side held before this run's writes; each
+        successful update has already merged the fields it wrote (crash-safe). When all
+        writes of the pair succeeded, the match's values fill in the rest. When one
+        failed, a pair created in this run falls back to base NULL, so the next run
         merges it as a first match instead of mistaking the stale side for an edit.
         """
         writes: list[LinkWrite] = []
-        groups: dict[tuple[str, str, int | None], PlanRow] = dict(self._pending_base)
-        for row in rows:
-            if row.operation == "update" and row.base_after is not None:
-                groups.setdefault(row.group, row)
-        for group, row in groups.items():
-            svenn_id = row.svenn_id or self.index.svenn_of(row.entity, row.tripletex_id or -1)
-            tripletex_id = row.tripletex_id or self.index.tripletex_of(
-                row.entity, row.svenn_id or -1
-            )
-            if svenn_id is None or tripletex_id is None:
+        for group, row in self._pending_base.items():
+            svenn_id, tripletex_id = self._pair_ids(row)
+            if svenn_id is None or tripletex_id is None or group in self._failed_groups:
                 continue
-            if group in self._failed_groups:
-                if group in self._new_pairs:
-                    continue  # inserted with base NULL: stays a first match
-                continue  # existing link: only the fields that landed were merged
             base = self._base_after(row)
-            if base is None:
-                continue
-            writes.append(
-                LinkWrite(
-                    "base",
-                    row.entity,
-                    svenn_id,
-                    tripletex_id,
-                    base=base,
-                    tripletex_version=self._tx_version.get((row.entity, tripletex_id)),
-                    svenn_version=self._sv_version.get((row.entity, svenn_id)),
+            if base is not None:
+                writes.append(
+                    LinkWrite(
+                        "underlay_base",
+                        row.entity,
+                        svenn_id,
+                        tripletex_id,
+                        base=base,
+                        tripletex_version=self._tx_version.get((row.entity, tripletex_id)),
+                        svenn_version=self._sv_version.get((row.entity, svenn_id)),
+                    )
                 )
-            )
+        for group in self._new_pairs & self._failed_groups:
+            entity, side, record_id = group
+            if record_id is None:
+                continue
+            svenn_id = record_id if side == "s" else self.index.svenn_of(entity, record_id)
+            tripletex_id = record_id if side == "t" else self.index.tripletex_of(entity, record_id)
+            if svenn_id is not None and tripletex_id is not None:
+                writes.append(LinkWrite("base", entity, svenn_id, tripletex_id, base=None))
         self._pending_base.clear()
+        self._new_pairs.clear()
         if not writes:
             return
         with self.connect() as conn:
@@ -482,6 +512,15 @@ class PlanExecutor:
             except Exception:
                 conn.execute("ROLLBACK")
                 raise
+
+    def _pair_ids(self, row: PlanRow) -> tuple[int | None, int | None]:
+        """Both ids of the row's pair, completing a missing one through the links."""
+        svenn_id, tripletex_id = row.svenn_id, row.tripletex_id
+        if svenn_id is None and tripletex_id is not None:
+            svenn_id = self.index.svenn_of(row.entity, tripletex_id)
+        if tripletex_id is None and svenn_id is not None:
+            tripletex_id = self.index.tripletex_of(row.entity, svenn_id)
+        return svenn_id, tripletex_id
 
     # -- Tripletex ------------------------------------------------------------------------
     def _tripletex_writes(self, entity: str, rows: list[PlanRow], kind: str) -> None:
@@ -563,13 +602,8 @@ class PlanExecutor:
         tripletex_version: int | None = None,
         svenn_version: int | None = None,
     ) -> list[LinkWrite]:
-        """An existing pair's base takes the written fields at once (crash-safe, G6)."""
-        svenn_id = row.svenn_id or (
-            self.index.svenn_of(row.entity, row.tripletex_id) if row.tripletex_id else None
-        )
-        tripletex_id = row.tripletex_id or (
-            self.index.tripletex_of(row.entity, row.svenn_id) if row.svenn_id else None
-        )
+        """The pair's base takes the fields written at once, in the outcome's transaction (G6)."""
+        svenn_id, tripletex_id = self._pair_ids(row)
         if svenn_id is None or tripletex_id is None:
             return []
         base = self._base_after(row) or {}
@@ -706,9 +740,10 @@ class PlanExecutor:
             key = idempotency_key(self.tenant, row, body) if row.operation == "create" else None
             ready.append((row, body, key))
         self._settle(early, with_intent=True)
-        for chunk in _chunks(ready, self.batch_size):
-            self._intents(chunk)
-            self._settle(self._parallel(chunk, lambda item: self._svenn_one(*item)))
+        for wave in _waves(ready):  # two writes to one record never run side by side
+            for chunk in _chunks(wave, self.batch_size):
+                self._intents(chunk)
+                self._settle(self._parallel(chunk, lambda item: self._svenn_one(*item)))
 
     def _svenn_one(self, row: PlanRow, body: Any, key: str | None) -> Result:
         resource = PLURAL[row.entity]  # type: ignore[index]

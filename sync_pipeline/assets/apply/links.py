@@ -105,7 +105,7 @@ def resolve_refs(value: Any, index: LinkIndex, want: Side, wrap: bool) -> Any:
 class LinkWrite:
     """One change to ``sync.links`` decided by an operation's outcome."""
 
-    action: str  # 'insert' | 'base' | 'merge_base' | 'versions' | 'detach'
+    action: str  # 'insert' | 'base' | 'merge_base' | 'underlay_base' | 'versions' | 'detach'
     entity: str
     svenn_id: int | None
     tripletex_id: int | None
@@ -161,10 +161,15 @@ def write_links(conn: duckdb.DuckDBPyConnection, tenant: str, writes: list[LinkW
                 f"svenn_version = coalesce(?, svenn_version) WHERE {where}",
                 [_json(w.base), _json(w.base), w.tripletex_version, w.svenn_version, *ids],
             )
-        elif w.action == "merge_base":
+        elif w.action in ("merge_base", "underlay_base"):
+            # merge: the written fields win; underlay: fields already merged this run win.
+            # A NULL base starts empty: a missing field reads as NULL, like an unknown one.
             row = conn.execute(f"SELECT base FROM sync.links WHERE {where}", ids).fetchone()
-            current = json.loads(row[0]) if row and row[0] is not None else None
-            merged = None if current is None else {**current, **(w.base or {})}
+            current = json.loads(row[0]) if row and row[0] is not None else {}
+            if w.action == "merge_base":
+                merged = {**current, **(w.base or {})}
+            else:
+                merged = {**(w.base or {}), **current}
             conn.execute(
                 "UPDATE sync.links SET base = CAST(? AS JSON), "
                 "tripletex_version = coalesce(?, tripletex_version), "
