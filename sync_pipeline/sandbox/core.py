@@ -220,8 +220,14 @@ class SandboxHub:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=".sandbox-state-")
             try:
+                # dumps first, write after: pickling plain data runs no Python code, so it
+                # holds the GIL throughout and the snapshot cannot be torn by a request
+                # (dump() to a file releases the GIL at every frame it writes).
                 with os.fdopen(fd, "wb") as fh:
-                    pickle.dump({"name": self.name, "companies": self.companies}, fh, protocol=5)
+                    state = pickle.dumps(
+                        {"name": self.name, "companies": self.companies}, protocol=5
+                    )
+                    fh.write(state)
             except RuntimeError:
                 # Autosave pickles in a worker thread; a request that adds or removes a
                 # record meanwhile ("dictionary changed size during iteration") must not
