@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import socket
 import sys
 import time
 import warnings
@@ -295,6 +296,35 @@ def _ensure_partitions(instance, keys: Sequence[str]) -> None:
         instance.add_dynamic_partitions(tenant_partitions.name, missing)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fail_orphaned_runs(instance) -> None:
+    """Mark failed the runs of CLI processes that were killed: they would show as running
+    forever and keep their DuckDB pool slot, blocking every later run."""
+    from dagster import RunsFilter
+    from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
+
+    records = instance.get_run_records(
+        RunsFilter(
+            statuses=NOT_FINISHED_STATUSES, tags={"sync_pipeline/host": socket.gethostname()}
+        )
+    )
+    for record in records:
+        run = record.dagster_run
+        pid = run.tags.get("sync_pipeline/pid", "")
+        if pid.isdigit() and not _alive(int(pid)):
+            instance.report_run_failed(run, "the sync-pipeline process running it was killed")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+
+
 def execute(job_name: str, tenant: str, *, full: bool, origin: str = "cli"):
     """Run one job for one tenant in this process, in the persistent instance, with progress."""
     from sync_pipeline.definitions import defs
@@ -302,8 +332,13 @@ def execute(job_name: str, tenant: str, *, full: bool, origin: str = "cli"):
 
     instance = dagster_instance()
     _ensure_partitions(instance, [tenant])
+    _fail_orphaned_runs(instance)
     job = defs.resolve_job_def(job_name).with_logger_defs({"progress": _progress_logger_def()})
-    tags = {**run_tags(tenant, full=full, origin=origin), "sync_pipeline/pid": str(os.getpid())}
+    tags = {
+        **run_tags(tenant, full=full, origin=origin),
+        "sync_pipeline/pid": str(os.getpid()),
+        "sync_pipeline/host": socket.gethostname(),
+    }
     return job.execute_in_process(
         instance=instance,
         partition_key=tenant,

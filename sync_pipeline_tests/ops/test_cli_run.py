@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import uuid
 
 import pytest
 from dagster import DagsterInstance, RunsFilter
-from dagster._core.storage.dagster_run import DagsterRunStatus
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
 from sync_pipeline.model import CODES
 from sync_pipeline.tenants import load_tenants
@@ -148,13 +151,40 @@ def test_run_with_rejected_credentials_fails_with_a_one_line_reason(
         tripletex_url=tripletex_sandbox.base_url,
         tripletex_key="no-such-employee-token",
     )
+    orphan = _orphaned_run(workspace, "nede")
     result = workspace.cli("run", "--tenant", "nede")
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sync-pipeline: run failed: nede:")
     assert "no-such" not in result.stdout + result.stderr  # credentials never shown
-    assert [r.status for r in _instance_runs(workspace, "nede")] == [DagsterRunStatus.FAILURE]
+    statuses = {r.run_id: r.status for r in _instance_runs(workspace, "nede")}
+    assert len(statuses) == 2 and set(statuses.values()) == {DagsterRunStatus.FAILURE}
+    assert orphan in statuses  # a killed run no longer shows as running
+
+
+def _orphaned_run(workspace, tenant: str) -> str:
+    """A run left 'started' by a sync-pipeline process that was killed."""
+    probe = subprocess.Popen(["true"])
+    probe.wait()
+    home = workspace.root / "dagster_home"
+    home.mkdir(exist_ok=True)
+    instance = DagsterInstance.from_config(str(home))
+    try:
+        run = DagsterRun(
+            job_name="sync_job",
+            run_id=str(uuid.uuid4()),
+            status=DagsterRunStatus.STARTED,
+            tags={
+                "dagster/partition": tenant,
+                "sync_pipeline/pid": str(probe.pid),
+                "sync_pipeline/host": socket.gethostname(),
+            },
+        )
+        instance.add_run(run)
+        return run.run_id
+    finally:
+        instance.dispose()
 
 
 def test_two_tenants_sync_at_the_same_time_through_the_instance(
