@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import dagster as dg
 import pytest
 
 from sync_pipeline.assets.extract import tripletex as tripletex_module
-from sync_pipeline.assets.extract.svenn import svenn_extract
+from sync_pipeline.assets.extract.svenn import SVENN_WATERMARK_OVERLAP, svenn_extract
 from sync_pipeline.assets.extract.tripletex import tripletex_extract
 from sync_pipeline.jobs import FULL_EXTRACT_TAG
 from sync_pipeline.resources.storage import SyncDuckDB
@@ -286,7 +287,7 @@ def test_G7_a_persistent_failure_fails_the_asset_and_keeps_the_last_snapshot(har
 
 @pytest.fixture(scope="module")
 def limited_tripletex():
-    with SandboxProcess.start("tripletex", "--seed", "empty", "--rate-limit", "4/1") as sandbox:
+    with SandboxProcess.start("tripletex", "--seed", "empty", "--rate-limit", "10/1") as sandbox:
         yield sandbox
 
 
@@ -346,8 +347,19 @@ def test_tokens_never_appear_in_logs_metadata_or_exceptions(harness, monkeypatch
         assert secret not in blob
 
 
-def test_svenn_incremental_extract_picks_up_a_change_with_few_requests(harness):
+def test_svenn_incremental_extract_picks_up_a_change_with_few_requests(harness, monkeypatch):
     assert harness.run([svenn_extract]).success
+    (watermark,) = harness.rows(
+        "SELECT watermark->>'max_updated_at' FROM sync.extracts WHERE entity = 'customer'"
+    )[0]
+    asked: dict[str, Any] = {}
+    original = SvennClient.iter_pages
+
+    def spy(self, resource, updated_since=None, include_deleted=False):
+        asked[resource] = (updated_since, include_deleted)
+        return original(self, resource, updated_since, include_deleted)
+
+    monkeypatch.setattr(SvennClient, "iter_pages", spy)
     sv = harness.svenn_client()
     customer = next(c for c in sv.list_all("customers") if not c.get("deleted_at"))
     sv.update("customers", customer["id"], {"name": "Endret Navn AS"})
@@ -363,9 +375,20 @@ def test_svenn_incremental_extract_picks_up_a_change_with_few_requests(harness):
         assert meta[f"staging/svenn_{resource}"]["requests"] == 1
     assert staging_rows(harness, "svenn_customers")[customer["id"]]["name"] == "Endret Navn AS"
     assert staging_rows(harness, "svenn_employees")[employee["id"]]["deleted"] is True
+    since, include_deleted = asked["customers"]
+    assert include_deleted is True
+    assert (
+        since == datetime.fromisoformat(watermark.replace("Z", "+00:00")) - SVENN_WATERMARK_OVERLAP
+    )
     api = api_state(harness)
     for resource in ("employees", "customers", "projects"):
         assert set(staging_rows(harness, f"svenn_{resource}")) == set(api[f"svenn_{resource}"])
+
+    asked.clear()
+    forced = harness.run([svenn_extract], full=True)
+    assert forced.success
+    assert {m["mode"] for m in harness.metadata(forced).values()} == {"full"}
+    assert asked["customers"] == (None, True)
 
 
 def test_unchanged_tripletex_listing_comes_back_304_and_keeps_the_snapshot(harness):
@@ -413,3 +436,30 @@ def test_one_entity_can_be_extracted_alone(harness):
     assert [e.asset_key for e in result.get_asset_materialization_events()] == [key]
     assert harness.rows("SELECT DISTINCT entity FROM sync.extracts") == [("project",)]
     assert tripletex_module.LISTINGS["project"].fields == PROJECT_FIELDS
+
+
+def test_an_unknown_tenant_fails_with_the_tenants_file_message(tmp_path):
+    tenants_file = tmp_path / "tenants.yaml"
+    tenants_file.write_text(
+        "tenants:\n  other:\n    mode: active\n"
+        '    svenn: {base_url: "http://127.0.0.1:9/api/v1", api_key: "k-secret"}\n'
+        '    tripletex: {base_url: "http://127.0.0.1:9/v2", consumer_token: "c-secret", '
+        'employee_token: "e-secret"}\n',
+        encoding="utf-8",
+    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("tenants", [TENANT])
+        result = dg.materialize(
+            [svenn_extract],
+            partition_key=TENANT,
+            instance=instance,
+            resources={
+                "duckdb": SyncDuckDB(database=str(tmp_path / "pipeline.duckdb")),
+                "tenants": TenantsResource(tenants_file=str(tenants_file)),
+            },
+            raise_on_error=False,
+        )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.message
+    assert f"unknown tenant '{TENANT}'" in message and "secret" not in message
