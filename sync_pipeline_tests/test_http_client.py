@@ -464,6 +464,12 @@ def test_redact_masks_query_tokens_auth_headers_and_known_secrets():
     assert "consumerToken=***" in out
 
 
+def test_redact_leaves_text_readable_when_a_placeholder_secret_is_tiny():
+    out = redact("Tripletex unavailable: connection refused", ["t", "x"])
+
+    assert out == "Tripletex unavailable: connection refused"
+
+
 # -- rate limiter (fake clock, no sleeping) -------------------------------------------------
 
 

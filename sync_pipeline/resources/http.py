@@ -47,10 +47,15 @@ _SECRET_QUERY_RE = re.compile(
 _AUTH_HEADER_RE = re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+")
 
 
+#: Shorter "secrets" (test placeholders like ``x``) are not masked as substrings: doing so
+#: would mangle every message ("connec***ion refused") while protecting nothing real.
+MIN_SECRET_LENGTH = 6
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Mask token-like query values, Authorization values and the given secrets in ``text``."""
-    for secret in secrets:
-        if secret:
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret and len(secret) >= MIN_SECRET_LENGTH:
             text = text.replace(secret, "***")
     text = _SECRET_QUERY_RE.sub(r"\1=***", text)
     return _AUTH_HEADER_RE.sub(r"\1 ***", text)
