@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -79,9 +80,8 @@ def render_tenants_file(template: str, tripletex: SandboxProcess, svenn: Sandbox
         .replace("${SVENN_API_KEY}", svenn.api_key)
         .replace("${TRIPLETEX_CONSUMER_TOKEN}", tripletex.consumer_token)
         .replace("${TRIPLETEX_EMPLOYEE_TOKEN}", tripletex.employee_token)
-        .replace("mode: active", "mode: review")
     )
-    return MARKER + text
+    return MARKER + re.sub(r"^(\s+)mode: active\s*$", r"\1mode: review", text, flags=re.MULTILINE)
 
 
 def _latest_plan_run(tenant: str) -> str | None:
