@@ -231,9 +231,18 @@ def test_list_params_are_sent_comma_separated(stub):
     stub.add("GET", "/v2/project", paged([]))
     client = make_client(stub)
 
-    client.list_all("/project", {"id": [1, 2, 3], "customerId": None})
+    client.list_all(
+        "/project",
+        {"id": [1, 2, 3], "customerId": None, "isClosed": True, "startDateFrom": date(2026, 1, 2)},
+    )
 
-    assert stub.seen[-1].query == {"id": "1,2,3", "from": "0", "count": "1000"}
+    assert stub.seen[-1].query == {
+        "id": "1,2,3",
+        "isClosed": "true",
+        "startDateFrom": "2026-01-02",
+        "from": "0",
+        "count": "1000",
+    }
 
 
 # -- conditional GET -------------------------------------------------------------------------

@@ -122,20 +122,24 @@ class TripletexApiError(ApiError):
         )
 
 
+def _encode_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
 def _encode_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Tripletex wants ``true``/``false`` and comma-separated id lists."""
+    """Tripletex wants ``true``/``false``, ISO dates and comma-separated id lists."""
     out: dict[str, Any] = {}
     for key, value in (params or {}).items():
         if value is None:
             continue
-        if isinstance(value, bool):
-            out[key] = "true" if value else "false"
-        elif isinstance(value, list | tuple | set | frozenset):
-            out[key] = ",".join(str(v) for v in value)
-        elif isinstance(value, date):
-            out[key] = value.isoformat()
+        if isinstance(value, list | tuple | set | frozenset):
+            out[key] = ",".join(_encode_value(v) for v in value)
         else:
-            out[key] = value
+            out[key] = _encode_value(value)
     return out
 
 
