@@ -163,6 +163,20 @@ def test_persistent_401_raises_after_one_renewal(stub):
     assert len(stub.requests_to("GET", "/v2/project/3")) == 2
 
 
+def test_threads_sharing_a_client_mint_one_session(stub):
+    from concurrent.futures import ThreadPoolExecutor
+
+    stub.add("GET", "/v2/customer/\\d+", Reply(200, {"value": {"id": 1}}))
+    client = make_client(stub)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda n: client.get(f"/customer/{n}"), range(40)))
+
+    assert len(results) == 40
+    assert len(session_creates(stub)) == 1
+    assert client.requests_by_endpoint["GET /customer/{id}"] == 40
+
+
 def test_who_am_i_sends_the_summary_prefix_percent_encoded(stub):
     stub.add("GET", "/v2/token/session/%3EwhoAmI", Reply(200, {"value": {"employeeId": 7}}))
     client = make_client(stub)
