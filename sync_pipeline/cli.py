@@ -287,15 +287,6 @@ def _tenant_lock(tenant: str) -> Iterator[None]:
         yield
 
 
-def _ensure_partitions(instance, keys: Sequence[str]) -> None:
-    from sync_pipeline.partitions import tenant_partitions
-
-    known = set(instance.get_dynamic_partitions(tenant_partitions.name))
-    missing = [k for k in keys if k not in known]
-    if missing:
-        instance.add_dynamic_partitions(tenant_partitions.name, missing)
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -329,9 +320,10 @@ def execute(job_name: str, tenant: str, *, full: bool, origin: str = "cli"):
     """Run one job for one tenant in this process, in the persistent instance, with progress."""
     from sync_pipeline.definitions import defs
     from sync_pipeline.schedules import run_tags
+    from sync_pipeline.sensors import ensure_tenant_partitions
 
     instance = dagster_instance()
-    _ensure_partitions(instance, [tenant])
+    ensure_tenant_partitions(instance, [tenant])
     _fail_orphaned_runs(instance)
     job = defs.resolve_job_def(job_name).with_logger_defs({"progress": _progress_logger_def()})
     tags = {
