@@ -180,7 +180,7 @@ def test_invalid_record_is_422_validation_failed_with_fields(svenn, resource, bo
 
 
 def test_body_that_is_not_an_object_is_422(svenn):
-    error_of(svenn.post("/customers", ["name"]), 422)
+    assert error_of(svenn.post("/customers", ["name"]), 422)["fields"] == {"body": "not an object"}
 
 
 def test_parent_must_be_a_live_top_level_project(svenn):

@@ -39,7 +39,7 @@ def test_demo_seed_serves_the_svenn_side_of_the_generated_world_with_tombstones(
                 assert record["version"] == (2 if source.get("deleted") else 1)
             live = [r["id"] for r in records if not r.get("deleted")]
             assert sorted(r["id"] for r in svenn.list_all(resource, limit=500)) == live
-            assert any(r.get("deleted") for r in world.svenn["projects"])
+        assert any(r.get("deleted") for r in world.svenn["projects"])  # tombstones were there
         # New records continue after the world's ids.
         new = svenn.create("customers", {"name": "Ny kunde"})
         assert new["id"] == max(r["id"] for r in world.svenn["customers"]) + 1

@@ -70,7 +70,7 @@ async def json_object(request: Request) -> dict[str, Any]:
     body = await json_body(request)
     if not isinstance(body, dict):
         raise ApiError(
-            422, "validation_failed", "the body must be a JSON object", {"": "not an object"}
+            422, "validation_failed", "the body must be a JSON object", {"body": "not an object"}
         )
     return body
 
