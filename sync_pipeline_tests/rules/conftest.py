@@ -8,6 +8,7 @@ plan, findings and conflicts of that run.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -213,8 +214,7 @@ class Rules:
     def run(self, write: bool = True) -> Result:
         if write:
             self._write()
-        instance = DagsterInstance.ephemeral()
-        instance.add_dynamic_partitions("tenants", [TENANT])
+        instance = _instance()
         outcome = materialize(
             RULE_ASSETS,
             partition_key=TENANT,
@@ -226,6 +226,14 @@ class Rules:
         )
         assert outcome.success
         return Result.load(self.db, outcome.run_id)
+
+
+@functools.cache
+def _instance() -> DagsterInstance:
+    """One ephemeral instance for all rule tests: creating one per test costs seconds."""
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tenants", [TENANT])
+    return instance
 
 
 @dataclass
