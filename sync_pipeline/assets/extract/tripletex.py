@@ -12,6 +12,12 @@ are; a changed page is taken as fetched and paging goes on, so a deletion (which
 later pages and changes their digests) is seen in both modes as a record missing from a
 complete listing. Tripletex has no updated-since filter for projects and employees, so an
 incremental extract still asks for every page, just cheaply.
+
+Known limit of offset paging: a record deleted in Tripletex *while* a multi-page listing
+is being read shifts the later pages by one, so one live record can be missed in that
+run (an insertion instead shows a record twice, which staging de-duplicates). Re-probing
+page 0 after the pass would catch it at one extra request per multi-page listing; the
+mass-delete hold (G7) bounds the damage meanwhile, and the next run sees the record again.
 """
 
 from dataclasses import dataclass, field
