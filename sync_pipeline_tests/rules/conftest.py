@@ -21,9 +21,11 @@ import yaml
 from dagster import DagsterInstance, materialize
 
 from sync_pipeline.assets.rules import RULE_ASSETS
+from sync_pipeline.generator import World
 from sync_pipeline.model import COMMON_STAGING_COLUMNS, STAGING_COLUMNS, staging_table
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline.tenants import TenantsResource
+from sync_pipeline_tests.rules.worlds import stage_world
 
 TENANT = "acme"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -116,6 +118,8 @@ class Rules:
     extracts: list[dict[str, Any]] = field(default_factory=list)
     approvals: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=lambda: {"mass_delete_threshold": 1.0})
+    #: A generated world to stage instead of the builders' records.
+    world: World | None = None
 
     @property
     def db(self) -> str:
@@ -176,7 +180,9 @@ class Rules:
     def _write(self) -> None:
         resource = SyncDuckDB(database=self.db)
         with resource.get_connection() as conn:
-            for side in (self.svenn, self.tripletex):
+            if self.world is not None:
+                stage_world(conn, TENANT, self.world)
+            for side in () if self.world is not None else (self.svenn, self.tripletex):
                 for entity, rows in side.records.items():
                     table = staging_table(side.name, entity)  # type: ignore[arg-type]
                     conn.execute(f"DELETE FROM {table}")

@@ -278,3 +278,16 @@ def test_P12_project_created_from_tripletex_gets_its_participants_as_members(rul
     res = rules.run()
     (create,) = res.ops("project", "create")
     assert create["payload"]["member_ids"] == [1] and create["payload"]["project_manager_id"] == 1
+
+
+def test_P8_project_deleted_in_svenn_before_the_first_sync_is_not_recreated_from_tripletex(rules):
+    rules.svenn.project(5, number="100", deleted=True)
+    rules.tripletex.project(95, number="100", name="Fortsatt i Tripletex")
+    res = rules.run()
+    assert [
+        (r["target"], r["operation"], r["svenn_id"], r["tripletex_id"], r["rule_ids"])
+        for r in res.plan
+    ] == [
+        ("state", "link", 5, 95, ["P8", "G3"]),
+        ("state", "detach", 5, 95, ["P8", "G3"]),
+    ]

@@ -126,6 +126,21 @@ def deletion_operations_sql() -> str:
     """
 
 
+def tombstone_link_operations_sql() -> str:
+    """P8/C6 on a first sync: the pair is recorded and detached at once, nothing is written."""
+    rule = "CASE p.entity WHEN 'project' THEN 'P8' WHEN 'customer' THEN 'C6' ELSE 'E4' END"
+    return f"""
+    SELECT $tenant, 'deletions', p.entity, 'state', op.operation, p.svenn_id, p.tripletex_id,
+           p.key, tv.label, op.payload, NULL, [{rule}, 'G3'], 'deleted in Svenn before the first sync',
+           NULL, NULL, NULL
+    FROM rules.pairs p
+    LEFT JOIN ({_records("tripletex")}) tv ON tv.entity = p.entity AND tv.id = p.tripletex_id
+    CROSS JOIN (VALUES ('link', json_object('origin', 'matched', 'via', 'key')), ('detach', NULL))
+      AS op(operation, payload)
+    WHERE p.tenant = $tenant AND p.kind = 'matched_deleted'
+    """
+
+
 def g7_findings_sql() -> str:
     return """
     SELECT $tenant, 'deletions', entity, NULL, NULL, NULL, NULL, 'MASS_DELETE_HELD',
@@ -136,7 +151,7 @@ def g7_findings_sql() -> str:
 
 @rule_asset(
     "deletions",
-    [rules_key("eligibility")],
+    [rules_key("pairs")],
     "Links whose record is gone on one side (P8, P9, C6, C7; only from complete extracts), "
     "with the mass-deletion guard (G7): detach/complete/delete operations.",
 )
@@ -149,11 +164,10 @@ def deletions(context: AssetExecutionContext):
 
         def work() -> dict[str, int]:
             where = "AND step = 'deletions'"
+            ops = f"{deletion_operations_sql()} UNION ALL {tombstone_link_operations_sql()}"
             return {
                 "deletions": replace_rows(conn, "rules.deletions", tenant, g7_guard_sql(), params),
-                "operations": replace_rows(
-                    conn, "rules.operations", tenant, deletion_operations_sql(), params, where
-                ),
+                "operations": replace_rows(conn, "rules.operations", tenant, ops, params, where),
                 "findings": replace_rows(
                     conn, "rules.findings", tenant, g7_findings_sql(), params, where
                 ),

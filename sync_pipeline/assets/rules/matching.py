@@ -11,6 +11,7 @@ import time
 
 from dagster import AssetExecutionContext
 
+from sync_pipeline.assets.rules.eligibility import key_sql
 from sync_pipeline.assets.rules.step import (
     in_transaction,
     preview,
@@ -19,6 +20,7 @@ from sync_pipeline.assets.rules.step import (
     rule_asset,
     rules_key,
 )
+from sync_pipeline.model import ENTITIES, staging_table
 
 _CANDIDATES = """
 cand AS (
@@ -74,6 +76,29 @@ def g3_email_matches_sql() -> str:
     """
 
 
+def _tombstones_sql() -> str:
+    return "\nUNION ALL ".join(
+        f"SELECT '{e}' AS entity, s.id, {key_sql(e, 's.number')} AS key FROM {staging_table('svenn', e)} s "
+        f"WHERE s.tenant = $tenant AND s.deleted AND NOT EXISTS (SELECT 1 FROM sync.links l "
+        f"WHERE l.tenant = s.tenant AND l.entity = '{e}' AND l.svenn_id = s.id)"
+        for e in ENTITIES
+    )
+
+
+def p8_c6_tombstone_matches_sql() -> str:
+    """G3 with P8/C6: a Tripletex record whose only Svenn twin was deleted in Svenn is paired
+    with that tombstone (then detached), not created in Svenn again."""
+    return f"""
+    WITH {_CANDIDATES},
+    tomb AS (SELECT * FROM ({_tombstones_sql()}) QUALIFY count(*) OVER (PARTITION BY entity, key) = 1)
+    SELECT t.tenant, t.entity, tomb.id, t.id, t.key, 'matched_deleted', 'matched', 'key'
+    FROM cand t JOIN tomb ON t.side = 'tripletex' AND tomb.entity = t.entity AND tomb.key = t.key
+    WHERE NOT EXISTS (
+      SELECT 1 FROM rules.pairs p WHERE p.tenant = $tenant AND p.entity = t.entity
+        AND p.tripletex_id = t.id)
+    """
+
+
 def g4_creates_sql() -> str:
     """G4: eligible records still unpaired are created on the other side — unless a rule
     blocks it (P1, P3, C2, E1, E3) or the key is already taken there (it would duplicate)."""
@@ -125,7 +150,12 @@ def pairs(context: AssetExecutionContext):
 
         def work() -> dict[str, int]:
             conn.execute("DELETE FROM rules.pairs WHERE tenant = ?", [tenant])
-            for sql in (linked_pairs_sql(), g3_key_matches_sql(), g3_email_matches_sql()):
+            for sql in (
+                linked_pairs_sql(),
+                g3_key_matches_sql(),
+                g3_email_matches_sql(),
+                p8_c6_tombstone_matches_sql(),
+            ):
                 conn.execute(f"INSERT INTO rules.pairs {sql}", params)
             conn.execute(f"INSERT INTO rules.pairs {g4_creates_sql()}", params)
             findings = replace_rows(
