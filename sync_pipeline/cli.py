@@ -37,7 +37,9 @@ from sync_pipeline.tenants import TenantConfig, TenantConfigError, load_tenants
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_DAGSTER_HOME = "data/dagster_home"
 #: How long a command waits for another process to release the DuckDB file.
-LOCK_WAIT_S = float(os.environ.get("SYNC_DUCKDB_LOCK_WAIT", "3"))
+LOCK_WAIT_S = float(os.environ.get("SYNC_DUCKDB_LOCK_WAIT", "10"))
+#: After a run: other tenants' runs hold the file only for short units of work.
+SUMMARY_LOCK_WAIT_S = 120.0
 
 #: The instance configuration written into a new ``DAGSTER_HOME``: one run per tenant at a
 #: time (run queue), DuckDB-writing steps serialised across runs (pool ``duckdb``), run
@@ -97,13 +99,11 @@ def _lock_holder(message: str) -> str:
 
 
 @contextmanager
-def open_db(read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection, migrated; waits briefly for another writer, then says so."""
+def open_db(wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection, migrated; waits a while for another writer, then says so."""
     path = duckdb_path()
-    if read_only and not Path(path).exists():
-        raise CliError(f"{path}: no sync database yet (run `sync-pipeline run` first)")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + LOCK_WAIT_S
+    deadline = time.monotonic() + (LOCK_WAIT_S if wait_s is None else wait_s)
     while True:
         try:
             conn = duckdb.connect(path)
@@ -225,10 +225,10 @@ class _ProgressHandler(logging.Handler):
         elif kind == "STEP_SUCCESS":
             seconds = event.event_specific_data.duration_ms / 1000
             done = "; ".join(self.rows.pop(step, [])) or ""
-            self._line(f"  ok      {step:<40} {seconds:6.1f} s  {done}")
+            self._line(f"  ok      {step:<44} {seconds:6.1f} s  {done}")
         elif kind == "STEP_FAILURE":
             reason = _error_text(event.event_specific_data.error)
-            self._line(f"  FAILED  {step:<40} {reason}")
+            self._line(f"  FAILED  {step:<44} {reason}")
         elif kind == "STEP_UP_FOR_RETRY":
             self._line(f"  retry   {step}")
         elif kind == "ASSET_CHECK_EVALUATION":
@@ -357,7 +357,7 @@ def _check_db_available() -> None:
 
 def _run_summary(tenant: str, run_id: str) -> tuple[list[dict], dict | None, int]:
     """Per-entity counts of the run's operations and errors, its sync.runs row, review count."""
-    with open_db() as conn:
+    with open_db(SUMMARY_LOCK_WAIT_S) as conn:
         run = _rows(
             conn, "SELECT * FROM sync.runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
         )
@@ -429,14 +429,24 @@ SUMMARY_COLUMNS = (
 
 
 def _requests_text(requests: Any) -> str:
+    """``{"svenn": {"extract": 3, "apply": 2}, …}`` → ``svenn 5 (extract 3, apply 2), …``."""
     if isinstance(requests, str):
         try:
             requests = json.loads(requests)
         except ValueError:
             return requests
-    if isinstance(requests, dict):
-        return ", ".join(f"{k} {v}" for k, v in requests.items())
-    return "" if requests is None else str(requests)
+    if not isinstance(requests, dict):
+        return "" if requests is None else str(requests)
+    parts = []
+    for system, value in requests.items():
+        if isinstance(value, dict):
+            detail = ", ".join(f"{k} {v}" for k, v in value.items())
+            parts.append(
+                f"{system} {sum(v for v in value.values() if isinstance(v, int))} ({detail})"
+            )
+        else:
+            parts.append(f"{system} {value}")
+    return ", ".join(parts)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -506,7 +516,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def show_plan(tenant: str, run_id: str, limit: int = 50) -> None:
     """Print the plan of one run: totals, the first operations, and the findings by code."""
-    with open_db() as conn:
+    with open_db(SUMMARY_LOCK_WAIT_S) as conn:
         totals = _rows(
             conn,
             """SELECT entity, target, operation, count(*) AS operations

@@ -67,11 +67,11 @@ def _linked_pairs_agree(workspace, tenant: str) -> int:
     """Every active customer link joins two records of this tenant's companies with one name."""
     config = load_tenants(workspace.root / "tenants.yaml")[tenant]
     svenn = {c["id"]: c for c in config.svenn_client().list_all("customers")}
+    client = config.tripletex_client()
     tripletex = {
         c["id"]: c
-        for c in config.tripletex_client().list_all(
-            "/customer", params={"isInactive": "true,false"}, fields="id,name"
-        )
+        for inactive in (False, True)  # the API hides inactive customers unless asked (C7)
+        for c in client.list_all("/customer", params={"isInactive": inactive}, fields="id,name")
     }
     with workspace.db() as conn:
         links = conn.execute(
