@@ -268,7 +268,8 @@ class Company:
         ):
             start = body["start_date"] if "start_date" in body else (record or {}).get("start_date")
             end = body["end_date"] if "end_date" in body else (record or {}).get("end_date")
-            if start and end and parse_date(end) < parse_date(start):
+            start_day, end_day = parse_date(start or ""), parse_date(end or "")
+            if start_day and end_day and end_day < start_day:
                 problems["end_date"] = "must not be before start_date"
 
     def _has_children(self, record: dict[str, Any]) -> bool:
