@@ -26,6 +26,13 @@ _CANDIDATES = """
 cand AS (
   SELECT * FROM rules.eligibility
   WHERE tenant = $tenant AND excluded IS NULL AND NOT linked
+),
+paired AS (
+  SELECT entity, 'svenn' AS side, svenn_id AS id FROM rules.pairs
+  WHERE tenant = $tenant AND svenn_id IS NOT NULL
+  UNION ALL
+  SELECT entity, 'tripletex', tripletex_id FROM rules.pairs
+  WHERE tenant = $tenant AND tripletex_id IS NOT NULL
 )"""
 
 
@@ -63,9 +70,9 @@ def g3_email_matches_sql() -> str:
       WHERE c.entity = 'employee'
     ),
     unmatched AS (
-      SELECT * FROM open o WHERE NULLIF(o.email, '') IS NOT NULL AND NOT EXISTS (
-        SELECT 1 FROM rules.pairs p WHERE p.tenant = $tenant AND p.entity = 'employee'
-          AND (CASE WHEN o.side = 'svenn' THEN p.svenn_id ELSE p.tripletex_id END) = o.id)
+      SELECT o.* FROM open o ANTI JOIN paired p
+        ON p.entity = 'employee' AND p.side = o.side AND p.id = o.id
+      WHERE NULLIF(o.email, '') IS NOT NULL
     ),
     unique_mail AS (
       SELECT * FROM unmatched QUALIFY count(*) OVER (PARTITION BY side, email) = 1
@@ -93,9 +100,7 @@ def p8_c6_tombstone_matches_sql() -> str:
     tomb AS (SELECT * FROM ({_tombstones_sql()}) QUALIFY count(*) OVER (PARTITION BY entity, key) = 1)
     SELECT t.tenant, t.entity, tomb.id, t.id, t.key, 'matched_deleted', 'matched', 'key'
     FROM cand t JOIN tomb ON t.side = 'tripletex' AND tomb.entity = t.entity AND tomb.key = t.key
-    WHERE NOT EXISTS (
-      SELECT 1 FROM rules.pairs p WHERE p.tenant = $tenant AND p.entity = t.entity
-        AND p.tripletex_id = t.id)
+    ANTI JOIN paired p ON p.entity = t.entity AND p.side = 'tripletex' AND p.id = t.id
     """
 
 
@@ -109,30 +114,26 @@ def g4_creates_sql() -> str:
            c.key, CASE WHEN c.side = 'svenn' THEN 'create_in_tripletex' ELSE 'create_in_svenn' END,
            c.side, NULL
     FROM cand c
+    ANTI JOIN paired p ON p.entity = c.entity AND p.side = c.side AND p.id = c.id
+    ANTI JOIN (SELECT DISTINCT entity, side, key FROM rules.eligibility
+               WHERE tenant = $tenant AND key IS NOT NULL) o
+      ON o.entity = c.entity AND o.side <> c.side AND o.key = c.key
     WHERE c.create_blocked IS NULL
-      AND NOT EXISTS (
-        SELECT 1 FROM rules.pairs p WHERE p.tenant = $tenant AND p.entity = c.entity
-          AND (CASE WHEN c.side = 'svenn' THEN p.svenn_id ELSE p.tripletex_id END) = c.id)
-      AND NOT EXISTS (
-        SELECT 1 FROM rules.eligibility o WHERE o.tenant = $tenant AND o.entity = c.entity
-          AND o.side <> c.side AND o.key = c.key)
     """
 
 
 def unpaired_findings_sql() -> str:
     """Why an unpaired record is not created: its blocking rule, or its key taken (G3)."""
-    return """
+    return f"""
+    WITH {_CANDIDATES}
     SELECT e.tenant, 'matching', e.entity, e.side,
            CASE WHEN e.side = 'svenn' THEN e.id END, CASE WHEN e.side = 'tripletex' THEN e.id END,
            e.label, coalesce(e.create_blocked, 'DUPLICATE_KEY'),
            CASE WHEN e.create_blocked IS NULL
                 THEN json_object('key', e.key, 'reason', 'key already used on the other side')
                 ELSE json_object('key', e.key) END
-    FROM rules.eligibility e
-    WHERE e.tenant = $tenant AND e.excluded IS NULL AND NOT e.linked
-      AND NOT EXISTS (
-        SELECT 1 FROM rules.pairs p WHERE p.tenant = $tenant AND p.entity = e.entity
-          AND (CASE WHEN e.side = 'svenn' THEN p.svenn_id ELSE p.tripletex_id END) = e.id)
+    FROM cand e
+    ANTI JOIN paired p ON p.entity = e.entity AND p.side = e.side AND p.id = e.id
     """
 
 
