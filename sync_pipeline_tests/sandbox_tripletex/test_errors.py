@@ -158,7 +158,7 @@ def test_bad_date_is_wrong_type(api):
     assert_validation(resp, ("startDate", "Verdien er ikke av korrekt type for dette feltet."))
 
 
-def test_stale_version_on_put_is_409_code_8000_and_nothing_changes(api):
+def test_G8_stale_version_on_put_is_409_code_8000_and_nothing_changes(api):
     project = api.project()
     assert api.put(f"/project/{project['id']}", {"name": "Ny"}).status_code == 200
     resp = api.put(f"/project/{project['id']}", {"version": project["version"], "name": "Gammel"})
@@ -192,7 +192,7 @@ def test_customer_in_use_by_a_project_cannot_be_deleted(api):
 
 
 # -- employee --------------------------------------------------------------------------------------
-def test_employee_without_user_type_and_with_null_last_name(api):
+def test_E1_employee_without_user_type_and_with_null_last_name(api):
     resp = api.post(
         "/employee",
         {"firstName": "A", "lastName": None, "email": "a@example.no", "department": {"id": 1}},
@@ -281,7 +281,7 @@ def test_unknown_sorting_field_is_422_code_17000(api):
     assert resp.json()["message"] == "sorting field '-nope' does not exist"
 
 
-def test_employee_needs_department_and_email_when_a_user(api):
+def test_E4_employee_needs_department_and_email_when_a_user(api):
     resp = api.post("/employee", {"firstName": "A", "lastName": "B", "userType": "STANDARD"})
     assert_validation(
         resp,

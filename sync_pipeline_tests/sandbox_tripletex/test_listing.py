@@ -32,7 +32,7 @@ def test_paging_and_the_full_result_size_quirk(api):
     assert api.get("/customer", **{"from": 5}).json()["values"] == []
 
 
-def test_customers_hide_inactive_unless_asked_for(api):
+def test_C7_customers_hide_inactive_unless_asked_for(api):
     """isInactive defaults to false on GET /customer (API-NOTES 5.3)."""
     active = api.customer(name="Aktiv")
     inactive = api.customer(name="Sovende", isInactive=True)
@@ -64,7 +64,7 @@ def test_employee_filters_and_assignable_project_managers(api):
     assert worker["id"] in assignable and 1 in assignable and outsider["id"] not in assignable
 
 
-def test_auto_generated_project_numbers_follow_settings(api):
+def test_P5_auto_generated_project_numbers_follow_settings(api):
     """autoGenerateProjectNumber: true → next number for a null number; false → "" (P5)."""
     first = api.project()
     second = api.project(number=None)
@@ -162,7 +162,7 @@ def test_if_none_match_gives_digest_and_304_until_something_changes(api):
     assert changed.status_code == 200 and changed.json()["versionDigest"] != digest
 
 
-def test_participants_add_and_remove(api):
+def test_P12_participants_add_and_remove(api):
     project = api.project()
     worker = api.employee()
     part = api.post(

@@ -256,6 +256,3 @@ TABLES = ("project", "customer", "employee", "department", "projectParticipant",
 #: First ``version`` of a new object (API-NOTES 3.2: projects were seen at 0 and customers,
 #: like a freshly created supplier, at 1); the same for seeded and POSTed objects.
 START_VERSION = {"customer": 1}
-
-#: The change log entry of a record, as the ``Change`` schema names it.
-CHANGE_TYPES = ("CREATE", "UPDATE")
