@@ -251,3 +251,23 @@ def test_E5_employees_reach_tripletex_projects_through_participation_only(rules)
     )
     res = rules.run()
     assert res.brief() == [("project", "svenn", "update", 5, 95, {"member_ids": []})]
+
+
+def test_E2_svenn_employee_without_number_is_created_with_one_and_it_is_written_back(rules):
+    rules.tripletex.employee(41, number="12", last_name="Li")
+    rules.svenn.employee(1, number="12", last_name="Li")
+    rules.svenn.employee(2, number=None, first_name="Per", last_name="Ny", version=5)
+    res = rules.run()
+    create, write_back = res.plan[0], res.plan[1]
+    assert (create["operation"], create["svenn_id"], create["payload"]["employeeNumber"]) == (
+        "create",
+        2,
+        "13",
+    )
+    assert create["base_after"]["number"] is None  # settled by the write-back below
+    assert (write_back["target"], write_back["operation"], write_back["payload"]) == (
+        "svenn",
+        "update",
+        {"employee_number": "13"},
+    )
+    assert write_back["base_after"] == {"number": "13"} and write_back["expected_version"] == 5
