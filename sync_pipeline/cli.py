@@ -87,10 +87,18 @@ def dagster_home() -> Path:
 
 
 def dagster_instance():
+    """The persistent instance. Its SQLite storages are created under a file lock: two
+    processes creating them at once leave two schema versions behind (a broken instance)."""
     from dagster import DagsterInstance
 
-    dagster_home()
-    return DagsterInstance.get()
+    home = dagster_home()
+    with open(home / ".init.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        instance = DagsterInstance.get()
+        instance.get_run_records(limit=1)  # run storage
+        instance.get_dynamic_partitions("tenants")  # event log storage (index)
+        instance.all_instigator_state()  # schedule storage
+    return instance
 
 
 def _lock_holder(message: str) -> str:
