@@ -198,6 +198,22 @@ class SandboxHub:
         self.mark_dirty()
         return company
 
+    @staticmethod
+    def world_for(seed: str, options: dict[str, Any]):
+        """The generated world behind the ``demo`` and ``world`` seeds (both sandboxes draw
+        their side of the same matched world from the same seed and scale)."""
+        from sync_pipeline.generator import DEMO_SEED, generate_world
+
+        if seed == "demo":
+            return generate_world(DEMO_SEED, "demo")
+        world_seed = options.get("world_seed")
+        try:
+            return generate_world(
+                DEMO_SEED if world_seed is None else int(world_seed), options.get("scale") or "demo"
+            )
+        except (TypeError, ValueError) as exc:
+            raise SandboxError(f"cannot generate the world: {exc}") from exc
+
     def reset(self) -> None:
         startup = self.companies.get(self.startup_key)
         self.companies = {self.startup_key: startup} if startup is not None else {}
@@ -211,31 +227,27 @@ class SandboxHub:
     def mark_dirty(self) -> None:
         self._dirty = True
 
-    def save_state(self) -> None:
-        """Write all companies atomically (temp file + rename), if anything changed."""
+    def snapshot(self) -> bytes | None:
+        """Pickle all companies if anything changed; call it on the event loop's thread,
+        where no request can change the data halfway through."""
         if not self.state_file or not self._dirty:
-            return
+            return None
+        self._dirty = False
+        return pickle.dumps({"name": self.name, "companies": self.companies}, protocol=5)
+
+    def write_snapshot(self, data: bytes) -> None:
+        """Write a snapshot atomically (temp file + rename); safe in a worker thread."""
         with self._save_lock:
-            self._dirty = False
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=".sandbox-state-")
-            try:
-                # dumps first, write after: pickling plain data runs no Python code, so it
-                # holds the GIL throughout and the snapshot cannot be torn by a request
-                # (dump() to a file releases the GIL at every frame it writes).
-                with os.fdopen(fd, "wb") as fh:
-                    state = pickle.dumps(
-                        {"name": self.name, "companies": self.companies}, protocol=5
-                    )
-                    fh.write(state)
-            except RuntimeError:
-                # Autosave pickles in a worker thread; a request that adds or removes a
-                # record meanwhile ("dictionary changed size during iteration") must not
-                # kill the autosave loop: drop this snapshot and retry on the next tick.
-                os.unlink(tmp)
-                self._dirty = True
-                return
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
             os.replace(tmp, self.state_file)
+
+    def save_state(self) -> None:
+        data = self.snapshot()
+        if data is not None:
+            self.write_snapshot(data)
 
     def _load_state(self) -> bool:
         if not self.state_file.exists():
@@ -424,7 +436,9 @@ def install(app: FastAPI, hub: SandboxHub) -> FastAPI:
         async def autosave() -> None:
             while True:
                 await asyncio.sleep(0.5)
-                await asyncio.to_thread(hub.save_state)
+                data = hub.snapshot()
+                if data is not None:
+                    await asyncio.to_thread(hub.write_snapshot, data)
 
         @contextlib.asynccontextmanager
         async def lifespan(_: FastAPI):

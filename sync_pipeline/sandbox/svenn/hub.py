@@ -34,14 +34,7 @@ class SvennHub(SandboxHub):
                 name=options.get("name") or f"Sandbox company {company_id}",
                 organization_number=options.get("organization_number"),
             )
-        from sync_pipeline.generator import DEMO_SEED, generate_world
-
-        if seed == "demo":
-            world = generate_world(DEMO_SEED, "demo")
-        else:
-            world = generate_world(
-                options.get("world_seed") or DEMO_SEED, options.get("scale", "demo")
-            )
+        world = self.world_for(seed, options)
         company = Company(
             id=company_id,
             name=world.company["name"],

@@ -79,15 +79,7 @@ class TripletexHub(SandboxHub):
             )
         if seed == "empty":
             return empty_company(key)
-        from sync_pipeline.generator import DEMO_SEED, generate_world
-
-        if seed == "demo":
-            world = generate_world(DEMO_SEED, "demo")
-        else:
-            world = generate_world(
-                options.get("world_seed") or DEMO_SEED, options.get("scale") or "demo"
-            )
-        return world_company(key, world)
+        return world_company(key, self.world_for(seed, options))
 
     def company_key(self, scope: dict[str, Any]) -> str | None:
         auth = self.authenticate(scope)
