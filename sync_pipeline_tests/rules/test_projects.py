@@ -291,3 +291,19 @@ def test_P8_project_deleted_in_svenn_before_the_first_sync_is_not_recreated_from
         ("state", "link", 5, 95, ["P8", "G3"]),
         ("state", "detach", 5, 95, ["P8", "G3"]),
     ]
+
+
+def test_P10_svenn_manager_change_to_an_employee_without_access_is_not_sent(rules):
+    _manager(rules, 1, 41, user_type="NO_ACCESS")
+    _manager(rules, 2, 42, user_type="EXTENDED", number="8")
+    _linked_project(
+        rules,
+        svenn={"project_manager_id": 1},
+        tripletex={"project_manager_id": 42},
+        base={"project_manager_id": 42},
+    )
+    assert rules.run().plan == []  # Tripletex would refuse it (422); the link keeps its manager
+    rules.svenn.records["project"][0]["project_manager_id"] = 2
+    rules.tripletex.records["project"][0]["project_manager_id"] = 41
+    res = rules.run()
+    assert res.brief() == [("project", "svenn", "update", 5, 95, {"project_manager_id": 1})]

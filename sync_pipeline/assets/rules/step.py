@@ -89,20 +89,14 @@ def in_transaction(conn: duckdb.DuckDBPyConnection, work: Callable[[], Any]) -> 
 
 def preview(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any]) -> MetadataValue:
     """A small markdown table of a query's first rows, for the Dagster UI."""
-    frame = conn.execute(f"SELECT * FROM ({sql}) LIMIT 20", bind(sql, params)).fetchdf()
-    if frame.empty:
+    cur = conn.execute(f"SELECT * FROM ({sql}) LIMIT 20", bind(sql, params))
+    names = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    if not rows:
         return MetadataValue.md("_no rows_")
-    return MetadataValue.md(
-        frame.to_markdown(index=False) if _has_tabulate() else frame.to_string()
-    )
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in rows]
+    return MetadataValue.md("\n".join(lines))
 
 
 def result(
