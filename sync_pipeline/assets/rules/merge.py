@@ -36,6 +36,9 @@ from sync_pipeline.assets.rules.step import (
 )
 from sync_pipeline.model import ENTITIES, staging_table
 
+#: P10: Tripletex employees who may manage projects, judged by userType as the sandbox does.
+#: The real list is ``GET /employee?assignableProjectManagers=true``; extraction could land
+#: it as a staging flag later and this predicate would read that instead.
 MANAGER_USER_TYPES = "('EXTENDED', 'STANDARD')"
 
 
