@@ -14,6 +14,7 @@ a database that holds anything but the demo tenant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -115,9 +116,16 @@ def first_sync() -> None:
     _step(["tenants"])
 
 
+def _interrupt(_signo: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve_ui(port: int) -> int:
-    """``dagster dev`` on loopback until Ctrl-C; stops its whole process group."""
+    """``dagster dev`` on loopback until Ctrl-C (or SIGTERM); then stops its process group."""
     _banner(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops the demo)")
+    # Dagster's in-process runs leave their own interrupt handlers behind: restore ours.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -132,20 +140,26 @@ def serve_ui(port: int) -> int:
             str(REPO_ROOT / "workspace.yaml"),
         ],
         cwd=REPO_ROOT,
-        start_new_session=True,
+        start_new_session=True,  # its own group: stopped below, all of it, whatever the terminal
     )
     try:
         return proc.wait()
     except KeyboardInterrupt:
         return 0
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen, grace_s: float = 20.0) -> None:
+    """Ctrl-C for the whole group (webserver, daemon, code server), then kill what lingers."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace_s)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # children that outlived the parent too
+    proc.wait()
 
 
 def parser() -> argparse.ArgumentParser:
