@@ -48,7 +48,10 @@ class WorldTenant:
     root: Path
 
     @classmethod
-    def create(cls, tripletex_sandbox, svenn_sandbox, root: Path, world_seed: int) -> WorldTenant:
+    def create(
+        cls, tripletex_sandbox, svenn_sandbox, root: Path, world_seed: int, **settings: Any
+    ) -> WorldTenant:
+        """``settings``: extra tenant settings (e.g. ``default_project_manager_employee_number``)."""
         options = {"seed": "world", "world_seed": world_seed, "scale": "demo"}
         tenant = cls(
             tripletex_sandbox,
@@ -64,6 +67,7 @@ class WorldTenant:
                     "tenants": {
                         TENANT: {
                             "mode": "active",
+                            **settings,
                             "svenn": {
                                 "base_url": svenn_sandbox.base_url,
                                 "api_key": tenant.svenn_key,
@@ -143,7 +147,7 @@ class WorldTenant:
                 proc.wait()
                 proc.stdout.close()
                 return done
-            time.sleep(0.005)  # polling the observed state, not waiting for time to pass
+            time.sleep(0.02)  # polling the observed state, not waiting for time to pass
         output = proc.stdout.read() if proc.stdout else ""
         raise AssertionError(f"run ended (rc={proc.poll()}) before {writes} writes:\n{output}")
 

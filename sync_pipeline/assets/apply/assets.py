@@ -15,6 +15,7 @@ import dagster as dg
 from sync_pipeline.assets.apply import errors as errlog
 from sync_pipeline.assets.apply.executor import ApplyReport, PlanExecutor, load_plan
 from sync_pipeline.assets.apply.recovery import recover
+from sync_pipeline.assets.apply.sql import first
 from sync_pipeline.jobs import FULL_EXTRACT_TAG
 from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.resources.http import ApiError
@@ -65,9 +66,11 @@ def applied_links(
     started = time.monotonic()
     with duckdb.get_connection() as conn:
         rows = load_plan(conn, tenant, [run_id])
-        planned_total = conn.execute(
-            "SELECT count(*) FROM sync.plan WHERE tenant = ? AND run_id = ?", [tenant, run_id]
-        ).fetchone()[0]
+        planned_total = first(
+            conn.execute(
+                "SELECT count(*) FROM sync.plan WHERE tenant = ? AND run_id = ?", [tenant, run_id]
+            )
+        )[0]
     report = ApplyReport()
     recovered: dict[str, int] = {}
     tripletex = config.tripletex_client()
@@ -113,9 +116,11 @@ def applied_links(
             },
             reason=None if outcome != "failed" else "an API was unavailable for every write",
         )
-        active_links = conn.execute(
-            "SELECT count(*) FROM sync.links WHERE tenant = ? AND state = 'active'", [tenant]
-        ).fetchone()[0]
+        active_links = first(
+            conn.execute(
+                "SELECT count(*) FROM sync.links WHERE tenant = ? AND state = 'active'", [tenant]
+            )
+        )[0]
     by_type = Counter({f"{e}.{op}": n for (e, op), n in report.operations.items()})
     metadata: dict[str, Any] = {
         "dagster/row_count": dg.MetadataValue.int(int(active_links)),
@@ -189,14 +194,18 @@ def error_log(
     tenant, run_id = context.partition_key, context.run_id
     config = tenants.get(tenant)
     with duckdb.get_connection() as conn:
-        row = conn.execute(
-            "SELECT outcome FROM sync.runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
-        ).fetchone()
-        unavailable = conn.execute(
-            "SELECT count(*) FROM sync.findings WHERE tenant = ? AND run_id = ? "
-            "AND code = 'API_UNAVAILABLE'",
-            [tenant, run_id],
-        ).fetchone()[0]
+        row = first(
+            conn.execute(
+                "SELECT outcome FROM sync.runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
+            )
+        )
+        unavailable = first(
+            conn.execute(
+                "SELECT count(*) FROM sync.findings WHERE tenant = ? AND run_id = ? "
+                "AND code = 'API_UNAVAILABLE'",
+                [tenant, run_id],
+            )
+        )[0]
     complete = row is not None and row[0] != "failed" and unavailable == 0
     opened, resolved, paths = finish_error_log(duckdb, tenant, run_id, complete=complete)
     with duckdb.get_connection() as conn:

@@ -5,6 +5,7 @@ import os
 import dagster as dg
 
 from sync_pipeline.assets.apply.assets import ERRORS_KEY, LINKS_KEY
+from sync_pipeline.assets.apply.sql import first
 from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.resources.storage import SyncDuckDB
 
@@ -75,22 +76,26 @@ def plan_fully_accounted_for(
     context: dg.AssetCheckExecutionContext, duckdb: SyncDuckDB
 ) -> dg.AssetCheckResult:
     with duckdb.get_connection() as conn:
-        row = conn.execute(
-            "SELECT count(*) FILTER (WHERE o.seq IS NULL) AS never_attempted, "
-            "count(*) FILTER (WHERE o.state IN ('failed', 'intent') AND NOT EXISTS ("
-            "  SELECT 1 FROM sync.findings AS f WHERE f.tenant = p.tenant AND f.run_id = p.run_id"
-            "  AND f.entity = p.entity AND f.svenn_id IS NOT DISTINCT FROM p.svenn_id"
-            "  AND f.tripletex_id IS NOT DISTINCT FROM p.tripletex_id)) AS unexplained, "
-            "count(*) FILTER (WHERE o.state = 'done') AS done, count(*) AS total "
-            "FROM sync.plan AS p LEFT JOIN sync.operations AS o "
-            "ON o.tenant = p.tenant AND o.run_id = p.run_id AND o.seq = p.seq "
-            "WHERE p.tenant = ? AND p.run_id = ? AND p.apply",
-            [context.partition_key, context.run.run_id],
-        ).fetchone()
-        mode = conn.execute(
-            "SELECT mode FROM sync.runs WHERE tenant = ? AND run_id = ?",
-            [context.partition_key, context.run.run_id],
-        ).fetchone()
+        row = first(
+            conn.execute(
+                "SELECT count(*) FILTER (WHERE o.seq IS NULL) AS never_attempted, "
+                "count(*) FILTER (WHERE o.state IN ('failed', 'intent') AND NOT EXISTS ("
+                "  SELECT 1 FROM sync.findings AS f WHERE f.tenant = p.tenant AND f.run_id = p.run_id"
+                "  AND f.entity = p.entity AND f.svenn_id IS NOT DISTINCT FROM p.svenn_id"
+                "  AND f.tripletex_id IS NOT DISTINCT FROM p.tripletex_id)) AS unexplained, "
+                "count(*) FILTER (WHERE o.state = 'done') AS done, count(*) AS total "
+                "FROM sync.plan AS p LEFT JOIN sync.operations AS o "
+                "ON o.tenant = p.tenant AND o.run_id = p.run_id AND o.seq = p.seq "
+                "WHERE p.tenant = ? AND p.run_id = ? AND p.apply",
+                [context.partition_key, context.run.run_id],
+            )
+        )
+        mode = first(
+            conn.execute(
+                "SELECT mode FROM sync.runs WHERE tenant = ? AND run_id = ?",
+                [context.partition_key, context.run.run_id],
+            )
+        )
     never, unexplained, done, total = row
     if mode and mode[0] == "review":
         never = 0  # G9: a review run applies nothing on purpose
@@ -115,11 +120,13 @@ def open_errors_under_threshold(
 ) -> dg.AssetCheckResult:
     threshold = int(os.environ.get("SYNC_ERROR_THRESHOLD", DEFAULT_ERROR_THRESHOLD))
     with duckdb.get_connection() as conn:
-        n = conn.execute(
-            "SELECT count(*) FROM sync.errors WHERE tenant = ? AND resolved_at IS NULL "
-            "AND severity = 'error'",
-            [context.partition_key],
-        ).fetchone()[0]
+        n = first(
+            conn.execute(
+                "SELECT count(*) FROM sync.errors WHERE tenant = ? AND resolved_at IS NULL "
+                "AND severity = 'error'",
+                [context.partition_key],
+            )
+        )[0]
     return dg.AssetCheckResult(
         passed=n <= threshold,
         severity=dg.AssetCheckSeverity.WARN,

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from sync_pipeline.assets.apply.sql import first
 from sync_pipeline.model import PLURAL
 
 EXPORT_DIR_ENV = "SYNC_EXPORT_DIR"
@@ -119,23 +120,27 @@ def merge_error_log(
             f"FROM _run_findings AS f WHERE e.tenant = ? AND e.resolved_at IS NULL AND {_SAME_RECORD}",
             [run_id, tenant],
         )
-        opened = conn.execute(
-            "INSERT INTO sync.errors (tenant, code, severity, entity, svenn_id, tripletex_id, "
-            "record_label, message, details, first_seen_at, last_seen_at, resolved_at, run_id) "
-            "SELECT ?, f.code, f.severity, f.entity, f.svenn_id, f.tripletex_id, "
-            "f.record_label, f.message, f.details, now(), now(), NULL, ? "
-            "FROM _run_findings AS f WHERE NOT EXISTS (SELECT 1 FROM sync.errors AS e "
-            f"WHERE e.tenant = ? AND e.resolved_at IS NULL AND {_SAME_RECORD})",
-            [tenant, run_id, tenant],
-        ).fetchone()[0]
+        opened = first(
+            conn.execute(
+                "INSERT INTO sync.errors (tenant, code, severity, entity, svenn_id, tripletex_id, "
+                "record_label, message, details, first_seen_at, last_seen_at, resolved_at, run_id) "
+                "SELECT ?, f.code, f.severity, f.entity, f.svenn_id, f.tripletex_id, "
+                "f.record_label, f.message, f.details, now(), now(), NULL, ? "
+                "FROM _run_findings AS f WHERE NOT EXISTS (SELECT 1 FROM sync.errors AS e "
+                f"WHERE e.tenant = ? AND e.resolved_at IS NULL AND {_SAME_RECORD})",
+                [tenant, run_id, tenant],
+            )
+        )[0]
         resolved = 0
         if complete:
-            resolved = conn.execute(
-                "UPDATE sync.errors AS e SET resolved_at = now(), run_id = ? "
-                "WHERE e.tenant = ? AND e.resolved_at IS NULL AND NOT EXISTS "
-                f"(SELECT 1 FROM _run_findings AS f WHERE {_SAME_RECORD})",
-                [run_id, tenant],
-            ).fetchone()[0]
+            resolved = first(
+                conn.execute(
+                    "UPDATE sync.errors AS e SET resolved_at = now(), run_id = ? "
+                    "WHERE e.tenant = ? AND e.resolved_at IS NULL AND NOT EXISTS "
+                    f"(SELECT 1 FROM _run_findings AS f WHERE {_SAME_RECORD})",
+                    [run_id, tenant],
+                )
+            )[0]
         conn.execute("DROP TABLE _run_findings")
         conn.execute("COMMIT")
     except Exception:
@@ -150,14 +155,18 @@ def upsert_run(conn: duckdb.DuckDBPyConnection, tenant: str, run_id: str, **valu
     for name in ("counts", "requests"):
         if name in values and values[name] is not None and not isinstance(values[name], str):
             values[name] = json.dumps(values[name], sort_keys=True)
-    exists = conn.execute(
-        "SELECT count(*) FROM sync.runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
-    ).fetchone()[0]
+    exists = first(
+        conn.execute(
+            "SELECT count(*) FROM sync.runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
+        )
+    )[0]
     if not exists:
-        started = conn.execute(
-            "SELECT min(started_at) FROM sync.extracts WHERE tenant = ? AND run_id = ?",
-            [tenant, run_id],
-        ).fetchone()[0]
+        started = first(
+            conn.execute(
+                "SELECT min(started_at) FROM sync.extracts WHERE tenant = ? AND run_id = ?",
+                [tenant, run_id],
+            )
+        )[0]
         conn.execute(
             "INSERT INTO sync.runs (tenant, run_id, started_at) VALUES (?, ?, coalesce(?, now()))",
             [tenant, run_id, started],
@@ -271,11 +280,13 @@ def errors_hash(errors: list[dict[str, Any]]) -> str:
 
 
 def last_published_hash(conn: duckdb.DuckDBPyConnection, tenant: str) -> str | None:
-    row = conn.execute(
-        "SELECT errors_hash FROM sync.error_publications WHERE tenant = ? "
-        "ORDER BY published_at DESC LIMIT 1",
-        [tenant],
-    ).fetchone()
+    row = first(
+        conn.execute(
+            "SELECT errors_hash FROM sync.error_publications WHERE tenant = ? "
+            "ORDER BY published_at DESC LIMIT 1",
+            [tenant],
+        )
+    )
     return row[0] if row else None
 
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -83,13 +83,6 @@ class PlanRow:
     rule_ids: list[str] | None
     expected_version: int | None
     base_after: dict[str, Any] | None
-
-    @property
-    def group(self) -> tuple[str, str, int | None]:
-        """The record pair this row belongs to (rows of one pair share their outcome)."""
-        if self.tripletex_id is not None:
-            return (self.entity, "t", self.tripletex_id)
-        return (self.entity, "s", self.svenn_id)
 
 
 def _loads(value: Any) -> Any:
@@ -255,9 +248,7 @@ class PlanExecutor:
         self.index = LinkIndex()
         self._tx_version: dict[tuple[str, int], int] = {}
         self._sv_version: dict[tuple[str, int], int] = {}
-        self._failed_groups: set[tuple[str, str, int | None]] = set()
-        self._pending_base: dict[tuple[str, str, int | None], PlanRow] = {}
-        self._new_pairs: set[tuple[str, str, int | None]] = set()
+        self._failed_numbers: list[PlanRow] = []
 
     # -- entry point ----------------------------------------------------------------------
     def run(self, rows: list[PlanRow]) -> ApplyReport:
@@ -346,8 +337,8 @@ class PlanExecutor:
             self.report.operations[(r.row.entity, r.row.operation)] += 1
             self.report.states[r.state] += 1
             self.report.by_entity_state[(r.row.entity, r.row.operation, r.state)] += 1
-            if r.state in ("failed", "unknown"):
-                self._failed_groups.add(r.row.group)
+            if r.state in ("failed", "unknown") and r.row.operation == "set_number":
+                self._failed_numbers.append(r.row)
         self.report.findings.extend(findings)
 
     def _finding(
@@ -412,21 +403,28 @@ class PlanExecutor:
 
     # -- state operations -----------------------------------------------------------------
     def _links(self, rows: list[PlanRow]) -> None:
-        """Key matches (G3): the link now, its base once the pair's writes succeeded."""
+        """Key matches (G3) become links at once, with the base the rules computed.
+
+        That base holds each side's values *before* this run's writes, and each update
+        merges the fields it wrote when it succeeds. So a write that fails or is cut
+        off by a crash leaves the stale side looking unchanged, never edited (G5, G6).
+        """
         results = []
         for row in rows:
             have_t = self.index.tripletex_of(row.entity, row.svenn_id) if row.svenn_id else None
             have_s = self.index.svenn_of(row.entity, row.tripletex_id) if row.tripletex_id else None
+            base = self._base_after(row)
             if have_t == row.tripletex_id and have_s == row.svenn_id and have_t is not None:
-                self._pending_base[row.group] = row  # recovered earlier: complete its base
-                results.append(Result(row, "done", result_id=row.tripletex_id))
+                # linked by recovery already: the fields it knows no better than NULL
+                link = LinkWrite(
+                    "underlay_base", row.entity, row.svenn_id, row.tripletex_id, base=base
+                )
+                results.append(Result(row, "done", result_id=row.tripletex_id, links=[link]))
             elif have_t is not None or have_s is not None:
                 results.append(
                     Result(row, "skipped", error={"reason": "a side is already linked elsewhere"})
                 )
             else:
-                self._pending_base[row.group] = row
-                self._new_pairs.add(row.group)
                 link = LinkWrite(
                     "insert",
                     row.entity,
@@ -434,6 +432,7 @@ class PlanExecutor:
                     row.tripletex_id,
                     key=row.key,
                     origin="matched",
+                    base=base,
                 )
                 results.append(Result(row, "done", result_id=row.tripletex_id, links=[link]))
         for chunk in _chunks(results, 1000):
@@ -466,42 +465,17 @@ class PlanExecutor:
             self._settle(chunk, with_intent=True)
 
     def _finalize_bases(self) -> None:
-        """Complete the base of each pair that got its link or create in this run (G6).
+        """A generated number (P5, E2) that did not reach Tripletex is not in the base.
 
-        A key match stores the values each side held before this run's writes; each
-        successful update has already merged the fields it wrote (crash-safe). When all
-        writes of the pair succeeded, the match's values fill in the rest. When one
-        failed, a pair created in this run falls back to base NULL, so the next run
-        merges it as a first match instead of mistaking the stale side for an edit.
+        The create on the other side stored the number in the new link's base; left
+        there, the number-less Tripletex record would look like an edit that blanked it.
         """
-        writes: list[LinkWrite] = []
-        for group, row in self._pending_base.items():
-            svenn_id, tripletex_id = self._pair_ids(row)
-            if svenn_id is None or tripletex_id is None or group in self._failed_groups:
-                continue
-            base = self._base_after(row)
-            if base is not None:
-                writes.append(
-                    LinkWrite(
-                        "underlay_base",
-                        row.entity,
-                        svenn_id,
-                        tripletex_id,
-                        base=base,
-                        tripletex_version=self._tx_version.get((row.entity, tripletex_id)),
-                        svenn_version=self._sv_version.get((row.entity, svenn_id)),
-                    )
-                )
-        for group in self._new_pairs & self._failed_groups:
-            entity, side, record_id = group
-            if record_id is None:
-                continue
-            svenn_id = record_id if side == "s" else self.index.svenn_of(entity, record_id)
-            tripletex_id = record_id if side == "t" else self.index.tripletex_of(entity, record_id)
-            if svenn_id is not None and tripletex_id is not None:
-                writes.append(LinkWrite("base", entity, svenn_id, tripletex_id, base=None))
-        self._pending_base.clear()
-        self._new_pairs.clear()
+        writes = [
+            LinkWrite("merge_base", row.entity, svenn_id, row.tripletex_id, base={"number": None})
+            for row in self._failed_numbers
+            if (svenn_id := self.index.svenn_of(row.entity, row.tripletex_id or -1)) is not None
+        ]
+        self._failed_numbers.clear()
         if not writes:
             return
         with self.connect() as conn:
@@ -707,7 +681,6 @@ class PlanExecutor:
             svenn_id, tripletex_id, origin = new_id, row.tripletex_id, "tripletex"
             if version is not None:
                 self._sv_version[(row.entity, new_id)] = version
-        self._new_pairs.add(row.group)
         link = LinkWrite(
             "insert",
             row.entity,
@@ -813,11 +786,3 @@ def find_tripletex(client: Any, entity: str, key: Any) -> dict[str, Any] | None:
         if len(exact) > 1:
             return None  # ambiguous: leave it to the rules (DUPLICATE_KEY)
     return None
-
-
-def group_failures(results: list[Result]) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for r in results:
-        if r.finding is not None:
-            counts[r.finding.code] += 1
-    return dict(counts)

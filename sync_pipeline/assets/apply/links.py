@@ -3,7 +3,7 @@
 A link is born ``active`` by a create (origin = the side the record came from), by a
 key match (origin ``matched``) or by crash recovery; it is ``detached`` by P8/P9/C6/C7.
 Its ``base`` is what both systems agreed on after the last successful write (G2, G6);
-``NULL`` means "never agreed yet": the next run merges the pair as a first match (G3).
+``NULL`` means unknown: the next merge then treats every field as changed on both sides.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from sync_pipeline.assets.apply.sql import first
 from sync_pipeline.model import Side
 
 
@@ -164,7 +165,7 @@ def write_links(conn: duckdb.DuckDBPyConnection, tenant: str, writes: list[LinkW
         elif w.action in ("merge_base", "underlay_base"):
             # merge: the written fields win; underlay: fields already merged this run win.
             # A NULL base starts empty: a missing field reads as NULL, like an unknown one.
-            row = conn.execute(f"SELECT base FROM sync.links WHERE {where}", ids).fetchone()
+            row = first(conn.execute(f"SELECT base FROM sync.links WHERE {where}", ids))
             current = json.loads(row[0]) if row and row[0] is not None else {}
             if w.action == "merge_base":
                 merged = {**current, **(w.base or {})}

@@ -2,21 +2,29 @@
 
 A create whose intent was logged but whose answer never arrived (the process was
 killed, the API timed out) may or may not have landed. Creates always send the
-key, so the record is looked up by it: found → linked (base NULL, so the next
-merge treats the pair as a first match); not found → marked failed, and the
-rules plan it again. This run's plan was computed before recovery, so the
+key, so the record is looked up by it: found → linked with the base the crashed
+run planned (the values it sent); not found → marked failed, and the rules plan
+it again. This run's plan was computed before recovery, so the
 executor skips a create whose source record recovery has just linked.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
 from sync_pipeline.assets.apply import wal
 from sync_pipeline.assets.apply.executor import KEY_FIELD, Connect, find_tripletex
-from sync_pipeline.assets.apply.links import LinkIndex, LinkWrite, write_links
+from sync_pipeline.assets.apply.links import (
+    LinkIndex,
+    LinkWrite,
+    UnresolvedRefError,
+    resolve_refs,
+    write_links,
+)
+from sync_pipeline.assets.apply.sql import first
 from sync_pipeline.model import PLURAL
 from sync_pipeline.resources.http import ApiError
 
@@ -34,14 +42,33 @@ def _svenn_matches(svenn: Any, entity: str, since: Any) -> dict[str, list[dict[s
     return found
 
 
+def _planned_base(conn: Any, tenant: str, op: wal.UnknownCreate, index: LinkIndex) -> Any:
+    """The base the crashed run planned for the record (what it sent), refs resolved now."""
+    row = first(
+        conn.execute(
+            "SELECT base_after FROM sync.plan WHERE tenant = ? AND run_id = ? AND seq = ?",
+            [tenant, op.run_id, op.seq],
+        )
+    )
+    if not row or row[0] is None:
+        return None
+    try:
+        return resolve_refs(json.loads(row[0]), index, "tripletex", False)
+    except UnresolvedRefError:
+        return None  # unknown base: the next merge compares the two sides field by field
+
+
 def recover(
     *, tenant: str, run_id: str, connect: Connect, tripletex: Any, svenn: Any, log: Any
 ) -> dict[str, int]:
     """Look up every unsettled create of earlier runs; returns counts by result."""
+    counts: dict[str, int] = defaultdict(int)
     with connect() as conn:
         pending = wal.unknown_creates(conn, tenant, run_id)
         index = LinkIndex.load(conn, tenant)
-    counts: dict[str, int] = defaultdict(int)
+        abandoned = wal.abandon_other_intents(conn, tenant, run_id)
+    if abandoned:
+        counts["other_writes_closed"] = abandoned
     svenn_cache: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for op in pending:
         try:
@@ -101,7 +128,7 @@ def recover(
                         ids[1],
                         key=op.key,
                         origin=source_side,
-                        base=None,
+                        base=_planned_base(conn, tenant, op, index),
                     )
                     write_links(conn, tenant, [link])
                     index.add(op.entity, *ids)

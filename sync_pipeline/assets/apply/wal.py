@@ -154,3 +154,16 @@ def settle_earlier(
         "finished_at = now() WHERE tenant = ? AND run_id = ? AND seq = ? AND state = 'intent'",
         [state, result_id, _dumps(error), tenant, run_id, seq],
     )
+
+
+def abandon_other_intents(conn: duckdb.DuckDBPyConnection, tenant: str, current_run_id: str) -> int:
+    """Close the non-create intents of earlier runs: updates, numbers and deletes are
+    re-derived from fresh snapshots by the next merge, so only their record is settled."""
+    rows = conn.execute(
+        "UPDATE sync.operations SET state = 'failed', finished_at = now(), error = "
+        'CAST(\'{"recovery": "outcome unknown (run interrupted); re-planned from fresh '
+        "snapshots\"}' AS JSON) WHERE tenant = ? AND run_id <> ? AND state = 'intent' "
+        "AND operation <> 'create'",
+        [tenant, current_run_id],
+    ).fetchall()
+    return int(rows[0][0]) if rows else 0
