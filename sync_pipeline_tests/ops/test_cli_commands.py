@@ -163,8 +163,6 @@ def _assert_one_clear_line(result, *needles):
         ("errors", "--tenant", "nope"),
         ("run", "--tenant", "nope"),
         ("plan", "--tenant", "nope"),
-        ("approve", "--tenant", "nope"),
-        ("confirm-deletes", "--tenant", "nope"),
         ("relink", "--tenant", "nope", "--entity", "customer", "--svenn-id", "1"),
     ],
 )

@@ -30,6 +30,11 @@ def test_definitions_hold_both_schedules_with_oslo_time(defs):
     assert incremental.job_name == nightly.job_name == "sync_job"
 
 
+def test_failing_tenants_are_flagged_in_the_ui_by_a_run_failure_sensor(defs):
+    sensor = defs.get_sensor_def("failing_tenants")
+    assert sensor.default_status.value == "RUNNING"
+
+
 def test_every_asset_is_in_a_pipeline_group_and_explains_itself(defs):
     graph = defs.resolve_asset_graph()
     keys = graph.materializable_asset_keys
