@@ -100,6 +100,22 @@ class Workspace:
         )
 
 
+def parse_summary(stdout: str) -> dict[str, dict[str, int]]:
+    """The summary table of `run`: {tenant/entity: {column: value}}."""
+    lines = stdout.splitlines()
+    start = next(
+        i for i, line in enumerate(lines) if line.startswith("tenant  ") and "linked" in line
+    )
+    header = lines[start].split()
+    rows = {}
+    for line in lines[start + 2 :]:
+        if not line.strip():
+            break
+        cells = line.split()
+        rows[f"{cells[0]}/{cells[1]}"] = dict(zip(header[2:], map(int, cells[2:]), strict=True))
+    return rows
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
     return Workspace(tmp_path)

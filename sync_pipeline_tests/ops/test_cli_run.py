@@ -13,6 +13,7 @@ from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
 from sync_pipeline.model import CODES
 from sync_pipeline.tenants import load_tenants
+from sync_pipeline_tests.ops.conftest import parse_summary
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,22 +36,6 @@ def _writes(sandbox, workspace, tenant) -> int:
     key = settings["svenn"]["api_key"] if sandbox.kind == "svenn" else None
     key = key or settings["tripletex"]["employee_token"]
     return sandbox.stats(key)["writes"]
-
-
-def _summary(stdout: str) -> dict[str, dict[str, int]]:
-    """The summary table of `run`: {tenant/entity: {column: value}}."""
-    lines = stdout.splitlines()
-    start = next(
-        i for i, line in enumerate(lines) if line.startswith("tenant  ") and "linked" in line
-    )
-    header = lines[start].split()
-    rows = {}
-    for line in lines[start + 2 :]:
-        if not line.strip():
-            break
-        cells = line.split()
-        rows[f"{cells[0]}/{cells[1]}"] = dict(zip(header[2:], map(int, cells[2:]), strict=True))
-    return rows
 
 
 def _instance_runs(workspace, tenant):
@@ -92,7 +77,7 @@ def test_G6_run_syncs_a_tenant_then_a_second_run_writes_nothing(
     first = workspace.cli("run", "--tenant", "acme", "--full")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "  ok  " in first.stdout  # progress, one line per step
-    summary = _summary(first.stdout)
+    summary = parse_summary(first.stdout)
     assert set(summary) == {"acme/employee", "acme/customer", "acme/project"}
     assert sum(r["created"] + r["linked"] for r in summary.values()) > 0
     _linked_pairs_agree(workspace, "acme")
@@ -106,7 +91,7 @@ def test_G6_run_syncs_a_tenant_then_a_second_run_writes_nothing(
     )
     second = workspace.cli("run", "--tenant", "acme")
     assert second.returncode == 0, second.stderr[-3000:]
-    again = _summary(second.stdout)
+    again = parse_summary(second.stdout)
     assert all(r["created"] == r["updated"] == r["linked"] == 0 for r in again.values())
     assert (
         _writes(tripletex_sandbox, workspace, "acme"),
