@@ -363,8 +363,9 @@ def _check_db_available() -> None:
         pass
 
 
-def _run_summary(tenant: str, run_id: str) -> tuple[list[dict], dict | None, int]:
-    """Per-entity counts of the run's operations and errors, its sync.runs row, review count."""
+def _run_summary(tenant: str, run_id: str) -> tuple[list[dict], dict | None, dict]:
+    """Per-entity counts of the run's operations and errors, its sync.runs row, and how many
+    planned operations were not applied: ``review`` (G9) and ``held`` (G7)."""
     with open_db(SUMMARY_LOCK_WAIT_S) as conn:
         run = _rows(
             conn, "SELECT * FROM sync.runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
@@ -404,11 +405,13 @@ def _run_summary(tenant: str, run_id: str) -> tuple[list[dict], dict | None, int
             if since is not None
             else []
         )
-        review = _rows(
+        not_applied = _rows(
             conn,
-            "SELECT count(*) AS n FROM sync.plan WHERE tenant = ? AND run_id = ? AND NOT apply",
+            """SELECT count(*) FILTER (WHERE held_reason = 'review') AS review,
+                      count(*) FILTER (WHERE held_reason IS DISTINCT FROM 'review') AS held
+               FROM sync.plan WHERE tenant = ? AND run_id = ? AND NOT apply""",
             [tenant, run_id],
-        )[0]["n"]
+        )[0]
     by_entity: dict[str, dict] = {}
     for row in [*ops, *errs]:
         entity = row["entity"] or "-"
@@ -420,7 +423,7 @@ def _run_summary(tenant: str, run_id: str) -> tuple[list[dict], dict | None, int
     for row in rows:
         for col in SUMMARY_COLUMNS[2:]:
             row.setdefault(col, 0)
-    return rows, (run[0] if run else None), review
+    return rows, (run[0] if run else None), not_applied
 
 
 SUMMARY_COLUMNS = (
@@ -472,16 +475,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not result.success:
             failures.append(f"{key}: {_failure_reason(result)}")
             continue
-        rows, run, review = _run_summary(key, result.run_id)
+        rows, run, not_applied = _run_summary(key, result.run_id)
         summaries += rows
         outcome = (run or {}).get("outcome") or "success"
         details = [f"outcome {outcome}", f"run {result.run_id}"]
         if run and run.get("requests") is not None:
             details.append(f"requests: {_requests_text(run['requests'])}")
         print(f"{key}: " + "; ".join(details))
-        if review:
+        if not_applied["held"]:
             print(
-                f"{key}: review mode, {review} planned operations not applied "
+                f"{key}: {not_applied['held']} deletions held by the mass-deletion guard (G7); "
+                f"release them with `sync-pipeline confirm-deletes --tenant {key}`"
+            )
+        if not_applied["review"]:
+            print(
+                f"{key}: review mode, {not_applied['review']} planned operations not applied "
                 f"(inspect with `sync-pipeline plan --tenant {key}`, go live with "
                 f"`sync-pipeline approve --tenant {key}`)"
             )
