@@ -267,6 +267,68 @@ class WorldTenant:
         }
 
 
+def unexplained_records(tenant: WorldTenant) -> list[tuple]:
+    """Live staged records that are neither linked (active, or detached on purpose because
+    the counterpart was deleted, P8/C6) nor in the open error log."""
+    found = []
+    for side in ("svenn", "tripletex"):
+        for entity, table in (
+            ("employee", "employees"),
+            ("customer", "customers"),
+            ("project", "projects"),
+        ):
+            rows = tenant.query(
+                f"SELECT ?, ?, s.id, s.label FROM staging.{side}_{table} s "
+                "WHERE s.tenant = 'acme' AND NOT s.deleted "
+                "AND NOT EXISTS (SELECT 1 FROM sync.links l WHERE l.tenant = s.tenant "
+                f" AND l.entity = ? AND l.{side}_id = s.id) "
+                "AND NOT EXISTS (SELECT 1 FROM sync.errors e WHERE e.tenant = s.tenant "
+                f" AND e.entity = ? AND e.resolved_at IS NULL AND e.{side}_id = s.id)",
+                side,
+                entity,
+                entity,
+                entity,
+            )
+            found += rows
+    return found
+
+
+SYNCED_FIELDS = {
+    "employee": ("employees", ("number", "first_name", "last_name", "email", "phone")),
+    "customer": ("customers", ("number", "name", "email", "phone", "organization_number")),
+    "project": ("projects", ("number", "name", "start_date", "end_date", "status")),
+}
+
+
+def differing_links(tenant: WorldTenant) -> list[tuple]:
+    """Active links whose staged records differ in a synced field or in the project's
+    customer (compared through the customer link)."""
+    found = []
+    for entity, (table, fields) in SYNCED_FIELDS.items():
+        differs = " OR ".join(
+            f"nullif(trim(CAST(s.{f} AS VARCHAR)), '') IS DISTINCT FROM "
+            f"nullif(trim(CAST(t.{f} AS VARCHAR)), '')"
+            for f in fields
+        )
+        found += tenant.query(
+            f"SELECT l.entity, l.svenn_id, l.tripletex_id FROM sync.links l "
+            f"JOIN staging.svenn_{table} s ON s.tenant = l.tenant AND s.id = l.svenn_id "
+            f"JOIN staging.tripletex_{table} t ON t.tenant = l.tenant AND t.id = l.tripletex_id "
+            f"WHERE l.tenant = 'acme' AND l.entity = ? AND l.state = 'active' AND ({differs})",
+            entity,
+        )
+    found += tenant.query(
+        "SELECT 'project.customer', s.id, t.id FROM sync.links l "
+        "JOIN staging.svenn_projects s ON s.tenant = l.tenant AND s.id = l.svenn_id "
+        "JOIN staging.tripletex_projects t ON t.tenant = l.tenant AND t.id = l.tripletex_id "
+        "LEFT JOIN sync.links c ON c.tenant = l.tenant AND c.entity = 'customer' "
+        " AND c.state = 'active' AND c.svenn_id = s.customer_id "
+        "WHERE l.tenant = 'acme' AND l.entity = 'project' AND l.state = 'active' "
+        "AND c.tripletex_id IS NOT NULL AND c.tripletex_id IS DISTINCT FROM t.customer_id"
+    )
+    return found
+
+
 def failure_text(result: dg.ExecuteInProcessResult) -> str:
     lines = []
     for event in result.all_events:

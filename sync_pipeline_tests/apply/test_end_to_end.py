@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from sync_pipeline.generator import generate_world
-from sync_pipeline_tests.apply.harness import WorldTenant, failure_text
+from sync_pipeline_tests.apply.harness import (
+    WorldTenant,
+    differing_links,
+    failure_text,
+    unexplained_records,
+)
 
 WORLD_SEED = 11
 
@@ -43,59 +48,13 @@ def test_G6_a_second_run_over_unchanged_systems_plans_and_writes_nothing(synced)
 
 
 def test_G4_every_live_record_is_linked_or_explained_in_the_error_log(synced):
-    """Linked, detached on purpose (its counterpart was deleted, P8/C6), or in the error log."""
     tenant, *_ = synced
-    for side in ("svenn", "tripletex"):
-        for entity, table in (
-            ("employee", "employees"),
-            ("customer", "customers"),
-            ("project", "projects"),
-        ):
-            unexplained = tenant.query(
-                f"SELECT s.id, s.label FROM staging.{side}_{table} s "
-                "WHERE s.tenant = 'acme' AND NOT s.deleted "
-                f"AND NOT EXISTS (SELECT 1 FROM sync.links l WHERE l.tenant = s.tenant "
-                f" AND l.entity = ? AND l.{side}_id = s.id) "
-                f"AND NOT EXISTS (SELECT 1 FROM sync.errors e WHERE e.tenant = s.tenant "
-                f" AND e.entity = ? AND e.resolved_at IS NULL AND e.{side}_id = s.id)",
-                entity,
-                entity,
-            )
-            assert unexplained == [], (side, entity)
+    assert unexplained_records(tenant) == []
 
 
 def test_G1_linked_records_hold_equal_synced_fields_on_both_sides(synced):
     tenant, *_ = synced
-    for entity, table, fields in (
-        ("employee", "employees", ("number", "first_name", "last_name", "email", "phone")),
-        ("customer", "customers", ("number", "name", "email", "phone", "organization_number")),
-        ("project", "projects", ("number", "name", "start_date", "end_date", "status")),
-    ):
-        differing = tenant.query(
-            f"SELECT l.svenn_id, l.tripletex_id FROM sync.links l "
-            f"JOIN staging.svenn_{table} s ON s.tenant = l.tenant AND s.id = l.svenn_id "
-            f"JOIN staging.tripletex_{table} t ON t.tenant = l.tenant AND t.id = l.tripletex_id "
-            f"WHERE l.tenant = 'acme' AND l.entity = ? AND l.state = 'active' AND ("
-            + " OR ".join(
-                f"nullif(trim(CAST(s.{f} AS VARCHAR)), '') IS DISTINCT FROM "
-                f"nullif(trim(CAST(t.{f} AS VARCHAR)), '')"
-                for f in fields
-            )
-            + ")",
-            entity,
-        )
-        assert differing == [], entity
-    # references point at the linked counterpart (customer and manager through links)
-    wrong_refs = tenant.query(
-        "SELECT s.id FROM sync.links l "
-        "JOIN staging.svenn_projects s ON s.tenant = l.tenant AND s.id = l.svenn_id "
-        "JOIN staging.tripletex_projects t ON t.tenant = l.tenant AND t.id = l.tripletex_id "
-        "LEFT JOIN sync.links c ON c.tenant = l.tenant AND c.entity = 'customer' "
-        " AND c.state = 'active' AND c.svenn_id = s.customer_id "
-        "WHERE l.tenant = 'acme' AND l.entity = 'project' AND l.state = 'active' "
-        "AND c.tripletex_id IS NOT NULL AND c.tripletex_id IS DISTINCT FROM t.customer_id"
-    )
-    assert wrong_refs == []
+    assert differing_links(tenant) == []
 
 
 def test_G10_every_ineligible_record_has_its_open_error_with_the_right_code(synced):
