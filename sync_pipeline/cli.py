@@ -42,7 +42,7 @@ LOCK_WAIT_S = float(os.environ.get("SYNC_DUCKDB_LOCK_WAIT", "10"))
 SUMMARY_LOCK_WAIT_S = 120.0
 
 #: The instance configuration written into a new ``DAGSTER_HOME``: one run per tenant at a
-#: time (run queue), DuckDB-writing steps serialised across runs (pool ``duckdb``), run
+#: time (run queue, by partition = tenant, whoever launched the run), DuckDB-writing steps serialised across runs (pool ``duckdb``), run
 #: retries for scheduled runs, and no telemetry (loopback only).
 DAGSTER_YAML = """\
 # Written by sync-pipeline on first use; edit freely.
@@ -50,7 +50,7 @@ concurrency:
   runs:
     max_concurrent_runs: 4
     tag_concurrency_limits:
-      - key: "sync_pipeline/tenant"
+      - key: "dagster/partition"
         value:
           applyLimitPerUniqueValue: true
         limit: 1
@@ -609,13 +609,13 @@ def _last_runs(keys: Sequence[str]) -> dict[str, dict]:
     from dagster import RunsFilter
 
     from sync_pipeline.jobs import sync_job
-    from sync_pipeline.schedules import failing_streak
+    from sync_pipeline.schedules import PARTITION_TAG, failing_streak
 
     instance = dagster_instance()
     out = {}
     for key in keys:
         records = instance.get_run_records(
-            RunsFilter(job_name=sync_job.name, tags={"dagster/partition": key}), limit=1
+            RunsFilter(job_name=sync_job.name, tags={PARTITION_TAG: key}), limit=1
         )
         record = records[0] if records else None
         out[key] = {

@@ -4,8 +4,8 @@ Every 15 minutes an incremental sync of each tenant; nightly at 02:00 Oslo time 
 full reconcile (Tripletex recommends a nightly full sync: an incremental extract
 cannot see every deletion). One run per tenant partition; a tenant whose last
 run is still queued or in progress is skipped, and the instance's run queue
-(``sync_pipeline/tenant`` tag, limit 1 per value, see ``cli.DAGSTER_YAML``)
-keeps it that way for runs queued at the same moment. Transient failures are
+(limit 1 per value of the ``dagster/partition`` tag, see ``cli.DAGSTER_YAML``)
+keeps it that way for runs queued at the same moment or launched from the UI. Transient failures are
 retried twice with backoff inside the API clients, then once more as a whole
 run (``dagster/max_retries``, run retries enabled in the instance).
 """
@@ -19,8 +19,8 @@ from sync_pipeline.jobs import FULL_EXTRACT_TAG, sync_job
 from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.tenants import TenantConfigError, load_tenants
 
-#: Every run of a tenant carries its key here; the run queue allows one run per value.
-TENANT_TAG = "sync_pipeline/tenant"
+#: Dagster's tag holding a run's partition: the tenant. The run queue allows one run per value.
+PARTITION_TAG = "dagster/partition"
 TIMEZONE = "Europe/Oslo"
 #: Consecutive failed runs from which a tenant is flagged as failing (CLI ``tenants``, sensor).
 FAILING_STREAK = 2
@@ -29,8 +29,8 @@ RUN_RETRY_TAGS = {"dagster/max_retries": "1", "dagster/retry_strategy": "FROM_FA
 
 
 def run_tags(tenant: str, *, full: bool, origin: str) -> dict[str, str]:
-    """The tags of one sync run: tenant, extract mode and who started it."""
-    tags = {TENANT_TAG: tenant, "sync_pipeline/origin": origin}
+    """The tags of one sync run besides its partition: extract mode and who started it."""
+    tags = {"sync_pipeline/origin": origin}
     if full:
         tags[FULL_EXTRACT_TAG] = "true"
     return tags
@@ -41,7 +41,7 @@ def failing_streak(instance: dg.DagsterInstance, tenant: str, limit: int = 10) -
     records = instance.get_run_records(
         dg.RunsFilter(
             job_name=sync_job.name,
-            tags={"dagster/partition": tenant},
+            tags={PARTITION_TAG: tenant},
             statuses=[DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE],
         ),
         limit=limit,
@@ -68,7 +68,7 @@ def _tenant_run_requests(
     requests = []
     for key in sorted(configured & partitions):
         busy = context.instance.get_run_records(
-            dg.RunsFilter(tags={TENANT_TAG: key}, statuses=NOT_FINISHED_STATUSES), limit=1
+            dg.RunsFilter(tags={PARTITION_TAG: key}, statuses=NOT_FINISHED_STATUSES), limit=1
         )
         if busy:
             context.log.info(f"tenant {key}: run {busy[0].dagster_run.run_id} still going; skipped")
@@ -118,7 +118,7 @@ def nightly_full_schedule(context: dg.ScheduleEvaluationContext):
     "tenants`).",
 )
 def failing_tenants_sensor(context: dg.RunFailureSensorContext):
-    tenant = context.dagster_run.tags.get("dagster/partition", "?")
+    tenant = context.dagster_run.tags.get(PARTITION_TAG, "?")
     streak = failing_streak(context.instance, tenant)
     message = context.failure_event.message or "run failed"
     if streak >= FAILING_STREAK:

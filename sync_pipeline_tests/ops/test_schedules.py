@@ -11,7 +11,6 @@ from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 from sync_pipeline.jobs import FULL_EXTRACT_TAG
 from sync_pipeline.schedules import (
     SCHEDULES,
-    TENANT_TAG,
     failing_streak,
     incremental_sync_schedule,
     nightly_full_schedule,
@@ -24,7 +23,7 @@ def _add_run(instance, tenant: str, status: DagsterRunStatus) -> None:
             job_name="sync_job",
             run_id=str(uuid.uuid4()),
             status=status,
-            tags={"dagster/partition": tenant, TENANT_TAG: tenant},
+            tags={"dagster/partition": tenant},
         )
     )
 
@@ -52,7 +51,7 @@ def test_incremental_schedule_requests_one_run_per_configured_tenant(instance):
     requests = incremental_sync_schedule(dg.build_schedule_context(instance=instance))
     assert [r.partition_key for r in requests] == ["acme", "bygg"]
     for request in requests:
-        assert request.tags[TENANT_TAG] == request.partition_key
+        assert request.tags["sync_pipeline/origin"] == "schedule:incremental"
         assert FULL_EXTRACT_TAG not in request.tags
         assert int(request.tags["dagster/max_retries"]) >= 1
 
