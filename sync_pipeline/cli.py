@@ -32,7 +32,7 @@ from typing import Any
 import duckdb
 
 from sync_pipeline.resources.storage import duckdb_path, migrate
-from sync_pipeline.tenants import TenantConfig, TenantConfigError, load_tenants
+from sync_pipeline.tenants import TENANTS_FILE_ENV, TenantConfig, TenantConfigError, load_tenants
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_DAGSTER_HOME = "data/dagster_home"
@@ -140,7 +140,7 @@ def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ())
 
 def _tenants(args: argparse.Namespace) -> dict[str, TenantConfig]:
     try:
-        return load_tenants(args.tenants_file)
+        return load_tenants()
     except TenantConfigError as exc:
         raise CliError(str(exc)) from None
 
@@ -865,6 +865,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.tenants_file:  # the runs' TenantsResource reads the same variable
+        os.environ[TENANTS_FILE_ENV] = args.tenants_file
     # Library log records (client retries, …) are in the Dagster event log; here only on -v.
     logging.basicConfig(
         level=logging.WARNING if args.verbose else logging.CRITICAL + 1,

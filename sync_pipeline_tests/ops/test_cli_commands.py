@@ -173,6 +173,8 @@ def test_unknown_tenant_is_one_clear_line(workspace, args):
 
 def test_missing_tenants_file_is_one_clear_line(workspace):
     _assert_one_clear_line(workspace.cli("tenants"), "tenants file not found")
+    elsewhere = workspace.cli("--tenants-file", "/nonexistent/tenants.yaml", "errors")
+    _assert_one_clear_line(elsewhere, "/nonexistent/tenants.yaml", "tenants file not found")
 
 
 def test_invalid_tenants_file_is_one_clear_line_without_the_secret(workspace):
