@@ -30,12 +30,13 @@ from sync_pipeline.tenants import TenantsResource
 TENANT = "acme"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-#: Every write endpoint of both APIs, for delay faults that stretch a run to be killed.
-WRITE_FAULTS = [
+#: Every record write endpoint of both APIs (system, method, path regex), for faults.
+WORLD_WRITE_PATHS = WRITE_FAULTS = [
     ("tripletex", "POST", r"^/v2/(customer|employee|project)/list$"),
     ("tripletex", "PUT", r"^/v2/((customer|project)/list|employee/\d+)$"),
     ("svenn", "POST", r"^/api/v1/(customers|employees|projects)$"),
     ("svenn", "PATCH", r"^/api/v1/(customers|employees|projects)/\d+$"),
+    ("svenn", "DELETE", r"^/api/v1/(customers|employees|projects)/\d+$"),
 ]
 
 

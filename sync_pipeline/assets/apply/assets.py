@@ -37,9 +37,9 @@ def _md_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines) if rows else "_none_"
 
 
-def outcome_of(report: ApplyReport, planned: int) -> str:
-    """'failed' when nothing could be written because an API was down; else success/partial."""
-    if planned and report.successes == 0 and report.unavailable > 0:
+def outcome_of(report: ApplyReport) -> str:
+    """'failed' when no API write went through because an API was down; else success/partial."""
+    if report.api_writes["done"] == 0 and report.unavailable > 0:
         return "failed"
     return "partial" if report.failures else "success"
 
@@ -98,7 +98,7 @@ def applied_links(
     finally:
         tripletex.close()
         svenn.close()
-    outcome = "review" if config.mode == "review" else outcome_of(report, len(rows))
+    outcome = "review" if config.mode == "review" else outcome_of(report)
     duration = time.monotonic() - started
     with duckdb.get_connection() as conn:
         extract = errlog.extract_requests(conn, tenant, run_id)

@@ -62,6 +62,8 @@ TRIPLETEX_KEY_FILTER = {
 TRIPLETEX_PUT_LIST = frozenset({"project", "customer"})
 #: How often a create whose outcome stayed unknown is looked up and re-sent in one run.
 UNKNOWN_CREATE_ATTEMPTS = 3
+#: After this many chunks in a row found an API unavailable, the run stops calling it.
+OUTAGE_AFTER_CHUNKS = 2
 
 
 class UnsafeWriteError(RuntimeError):
@@ -157,6 +159,7 @@ class ApplyReport:
     operations: Counter = field(default_factory=Counter)  # (entity, operation) -> rows
     states: Counter = field(default_factory=Counter)  # state -> rows
     by_entity_state: Counter = field(default_factory=Counter)  # (entity, op, state) -> rows
+    api_writes: Counter = field(default_factory=Counter)  # state -> rows sent to an API
     findings: list[Finding] = field(default_factory=list)
     recovered: int = 0
     requests: dict[str, int] = field(default_factory=dict)
@@ -232,7 +235,7 @@ class PlanExecutor:
         svenn: Any,
         batch_size: int = 100,
         workers: int = 4,
-        retry_wait_seconds: float = 1.0,
+        retry_wait_seconds: float = 0.5,
         log: logging.Logger | Any = logger,
     ) -> None:
         self.tenant = tenant
@@ -249,6 +252,7 @@ class PlanExecutor:
         self._tx_version: dict[tuple[str, int], int] = {}
         self._sv_version: dict[tuple[str, int], int] = {}
         self._failed_numbers: list[PlanRow] = []
+        self._outage: dict[str, int] = {}
 
     # -- entry point ----------------------------------------------------------------------
     def run(self, rows: list[PlanRow]) -> ApplyReport:
@@ -337,6 +341,8 @@ class PlanExecutor:
             self.report.operations[(r.row.entity, r.row.operation)] += 1
             self.report.states[r.state] += 1
             self.report.by_entity_state[(r.row.entity, r.row.operation, r.state)] += 1
+            if r.row.target != "state":
+                self.report.api_writes[r.state] += 1
             if r.state in ("failed", "unknown") and r.row.operation == "set_number":
                 self._failed_numbers.append(r.row)
         self.report.findings.extend(findings)
@@ -524,6 +530,9 @@ class PlanExecutor:
             ready.append((row, body))
         self._settle(early, with_intent=True)
         for chunk in _chunks(ready, self.batch_size):
+            if self._is_down("tripletex"):
+                self._settle(self._not_attempted("tripletex", chunk), with_intent=True)
+                continue
             self._intents([(r, b, None) for r, b in chunk])
             if kind == "create":
                 results = self._tripletex_create(entity, chunk)
@@ -531,6 +540,7 @@ class PlanExecutor:
                 results = self._tripletex_put_list(entity, chunk)
             else:
                 results = self._parallel(chunk, lambda item: self._tripletex_put_one(entity, *item))
+            self._observe("tripletex", results)
             self._settle(results)
 
     def _tripletex_put_list(
@@ -714,9 +724,43 @@ class PlanExecutor:
             ready.append((row, body, key))
         self._settle(early, with_intent=True)
         for wave in _waves(ready):  # two writes to one record never run side by side
-            for chunk in _chunks(wave, self.batch_size):
+            size, start = max(self.workers, 1), 0
+            while start < len(wave):
+                # chunks grow while calls succeed: small ones notice an outage early,
+                # large ones keep the log's transactions few
+                chunk, start = wave[start : start + size], start + size
+                if self._is_down("svenn"):
+                    self._settle(self._not_attempted("svenn", chunk), with_intent=True)
+                    continue
                 self._intents(chunk)
-                self._settle(self._parallel(chunk, lambda item: self._svenn_one(*item)))
+                results = self._parallel(chunk, lambda item: self._svenn_one(*item))
+                self._observe("svenn", results)
+                self._settle(results)
+                healthy = all(r.state in ("done", "skipped") for r in results)
+                size = min(size * 2, self.batch_size) if healthy else max(self.workers, 1)
+
+    # -- outage breaker -------------------------------------------------------------------
+    def _observe(self, system: str, results: list[Result]) -> None:
+        """Count consecutive chunks where the API stayed unavailable; any success resets."""
+        if any(r.state == "done" for r in results):
+            self._outage[system] = 0
+        elif any(r.finding is not None and r.finding.code == "API_UNAVAILABLE" for r in results):
+            self._outage[system] = self._outage.get(system, 0) + 1
+
+    def _is_down(self, system: str) -> bool:
+        return self._outage.get(system, 0) >= OUTAGE_AFTER_CHUNKS
+
+    def _not_attempted(self, system: str, items: list[tuple]) -> list[Result]:
+        """Writes not sent because the API is down: findings now, a retry next run (G5)."""
+        return [
+            Result(
+                item[0],
+                "failed",
+                error={"reason": f"not attempted: {system} unavailable"},
+                finding=self._finding(item[0], "API_UNAVAILABLE", not_attempted=True),
+            )
+            for item in items
+        ]
 
     def _svenn_one(self, row: PlanRow, body: Any, key: str | None) -> Result:
         resource = PLURAL[row.entity]  # type: ignore[index]
