@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
 
 import pytest
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
 
 from sync_pipeline_tests.ops.conftest import REPO_ROOT, parse_summary
 
@@ -48,3 +54,68 @@ def test_demo_refuses_to_overwrite_a_tenants_file_it_did_not_write(workspace):
     assert result.returncode == 1
     assert "was not written by the demo" in result.stderr and "Traceback" not in result.stderr
     assert (workspace.root / "tenants.yaml").read_text() == before
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _refuses(url: str) -> bool:
+    try:
+        requests.get(url, timeout=5)
+    except requests.ConnectionError:
+        return True
+    return False
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_demo_serves_the_ui_and_ctrl_c_stops_everything_it_started(workspace):
+    ui_port = _free_port()
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sync_pipeline.demo",
+            "--tripletex-port",
+            "0",
+            "--svenn-port",
+            "0",
+            "--ui-port",
+            str(ui_port),
+        ],
+        env=workspace.env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a terminal's process group, which Ctrl-C signals as a whole
+    )
+    seen: list[str] = []
+    try:
+        for line in demo.stdout:  # the webserver's own log line says it is listening
+            seen.append(line)
+            if "Serving dagster-webserver on" in line:
+                break
+        else:
+            pytest.fail("the demo ended before serving the UI:\n" + "".join(seen[-40:]))
+        ui = f"http://127.0.0.1:{ui_port}/server_info"
+        with requests.Session() as http:  # the log line comes just before the socket listens
+            http.mount("http://", HTTPAdapter(max_retries=Retry(connect=40, backoff_factor=0.1)))
+            assert http.get(ui, timeout=10).status_code == 200
+        apis = [
+            line.split(": ", 1)[1].strip()
+            for line in seen
+            if line.startswith(("tripletex:", "svenn:"))
+        ]
+        assert len(apis) == 2
+        os.killpg(demo.pid, signal.SIGINT)
+        rest, _ = demo.communicate(timeout=90)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    assert demo.returncode == 0, rest[-3000:]
+    assert _refuses(ui) and all(_refuses(api) for api in apis)
