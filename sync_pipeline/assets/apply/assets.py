@@ -66,17 +66,22 @@ def applied_links(
     started = time.monotonic()
     with duckdb.get_connection() as conn:
         rows = load_plan(conn, tenant, [run_id])
-        planned_total = first(
+        planned_total, held_for_review = first(
             conn.execute(
-                "SELECT count(*) FROM sync.plan WHERE tenant = ? AND run_id = ?", [tenant, run_id]
+                "SELECT count(*), count(*) FILTER (WHERE held_reason = 'review') FROM sync.plan "
+                "WHERE tenant = ? AND run_id = ?",
+                [tenant, run_id],
             )
-        )[0]
+        )
+    # G9 is decided by the rules (review mode until an operator's go-live): apply what
+    # they marked to apply, nothing else.
+    review = held_for_review > 0 or (config.mode == "review" and not rows)
     report = ApplyReport()
     recovered: dict[str, int] = {}
     tripletex = config.tripletex_client()
     svenn = config.svenn_client()
     try:
-        if config.mode == "active":
+        if not review:
             recovered = recover(
                 tenant=tenant,
                 run_id=run_id,
@@ -98,15 +103,17 @@ def applied_links(
     finally:
         tripletex.close()
         svenn.close()
-    outcome = "review" if config.mode == "review" else outcome_of(report)
+    outcome = "review" if review else outcome_of(report)
     duration = time.monotonic() - started
     with duckdb.get_connection() as conn:
         extract = errlog.extract_requests(conn, tenant, run_id)
+        if not review:
+            consume_delete_releases(conn, tenant, run_id)
         errlog.upsert_run(
             conn,
             tenant,
             run_id,
-            mode=config.mode,
+            mode="review" if review else "active",
             full_extract=context.run.tags.get(FULL_EXTRACT_TAG) == "true",
             outcome=outcome,
             counts=errlog.run_counts(conn, tenant, run_id),
@@ -156,6 +163,16 @@ def applied_links(
             metadata=metadata,
         )
     return dg.MaterializeResult(metadata=metadata)
+
+
+def consume_delete_releases(conn: Any, tenant: str, run_id: str) -> None:
+    """An operator's release of held deletions (G7) counts for the run that applied it."""
+    conn.execute(
+        "UPDATE sync.approvals SET consumed_by_run = ? WHERE tenant = ? "
+        "AND action = 'confirm_deletes' AND consumed_by_run IS NULL AND approved_at <= "
+        "(SELECT min(planned_at) FROM sync.plan WHERE tenant = ? AND run_id = ?)",
+        [run_id, tenant, tenant, run_id],
+    )
 
 
 def finish_error_log(
@@ -218,7 +235,7 @@ def error_log(
             ).fetchall()
         )
     published, publish_error = False, None
-    if config.mode == "active":  # review mode writes nothing to Svenn (G9)
+    if row is not None and row[0] != "review":  # review mode writes nothing to Svenn (G9)
         svenn = config.svenn_client()
         try:
             published, open_errors = errlog.publish_open_errors(
