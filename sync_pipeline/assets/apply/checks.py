@@ -49,12 +49,16 @@ def every_applied_create_has_a_link(
 ) -> dg.AssetCheckResult:
     with duckdb.get_connection() as conn:
         missing = conn.execute(
-            "SELECT o.entity, o.target, o.seq, o.result_id FROM sync.operations AS o "
-            "WHERE o.tenant = ? AND o.run_id = ? AND o.operation = 'create' AND o.state = 'done' "
-            "AND NOT EXISTS (SELECT 1 FROM sync.links AS l WHERE l.tenant = o.tenant "
-            " AND l.entity = o.entity AND (CASE WHEN o.target = 'tripletex' "
-            " THEN l.tripletex_id ELSE l.svenn_id END) = o.result_id) ORDER BY o.seq LIMIT 20",
-            [context.partition_key, context.run.run_id],
+            " UNION ALL ".join(
+                "SELECT o.entity, o.target, o.seq, o.result_id FROM sync.operations AS o "
+                "WHERE o.tenant = $tenant AND o.run_id = $run_id AND o.operation = 'create' "
+                f"AND o.state = 'done' AND o.target = '{target}' AND NOT EXISTS ("
+                " SELECT 1 FROM sync.links AS l WHERE l.tenant = o.tenant AND "
+                f" l.entity = o.entity AND l.{target}_id = o.result_id)"
+                for target in ("svenn", "tripletex")
+            )
+            + " ORDER BY ALL LIMIT 20",
+            {"tenant": context.partition_key, "run_id": context.run.run_id},
         ).fetchall()
     return dg.AssetCheckResult(
         passed=not missing,
