@@ -178,9 +178,16 @@ def main() -> None:
                     tags={FULL_EXTRACT_TAG: "true"},
                     raise_on_error=False,
                 )
-            wall = time.perf_counter() - run_started
-            stop.set()
-            tx_stats, sv_stats = tripletex.stats(), svenn.stats()
+                wall = time.perf_counter() - run_started
+                stop.set()
+                tx_stats, sv_stats = tripletex.stats(), svenn.stats()
+                # G6: the next (incremental) run over the unchanged systems writes nothing
+                second_started = time.perf_counter()
+                second = defs.resolve_job_def("sync_job").execute_in_process(
+                    partition_key=TENANT, instance=instance, raise_on_error=False
+                )
+                second_wall = time.perf_counter() - second_started
+                tx_after, sv_after = tripletex.stats(), svenn.stats()
             steps = {
                 ev.step_key: round(ev.event_specific_data.duration_ms / 1000, 1)
                 for ev in result.all_events
@@ -216,6 +223,14 @@ def main() -> None:
     print(f"  plan: {json.dumps(minimum['plan'])}")
     if run:
         print(f"  sync.runs requests: {run[0][1]}")
+    print(
+        f"\n== second run (incremental, nothing changed): success={second.success} "
+        f"wall={second_wall:.1f}s tripletex requests "
+        f"{sum(tx_after['requests'].values()) - tx_total} (writes "
+        f"{tx_after['writes'] - tx_stats['writes']}), svenn requests "
+        f"{sum(sv_after['requests'].values()) - sv_total} (writes "
+        f"{sv_after['writes'] - sv_stats['writes']})"
+    )
 
 
 if __name__ == "__main__":
