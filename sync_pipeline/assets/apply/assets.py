@@ -234,7 +234,7 @@ def error_log(
                 [tenant],
             ).fetchall()
         )
-    published, publish_error = False, None
+    published, publish_error, requests = False, None, 0
     if row is not None and row[0] != "review":  # review mode writes nothing to Svenn (G9)
         svenn = config.svenn_client()
         try:
@@ -245,6 +245,7 @@ def error_log(
             publish_error = str(err)
             context.log.warning(f"Svenn error list not published (retried next run): {err}")
         finally:
+            requests = svenn.requests_made
             svenn.close()
     return dg.MaterializeResult(
         metadata={
@@ -254,6 +255,7 @@ def error_log(
             "complete_run": complete,
             "open_by_code": dg.MetadataValue.json(by_code),
             "published_to_svenn": published,
+            "requests_svenn": dg.MetadataValue.int(requests),
             "publish_error": publish_error or "",
             "exports": dg.MetadataValue.json([str(p) for p in paths]),
             "open_errors": dg.MetadataValue.md(
