@@ -76,7 +76,7 @@ def minimum_requests(db: Path, run_id: str, batch: int) -> dict:
     """What this company needs at least, from the run's staged records and plan."""
     import duckdb
 
-    with duckdb.connect(str(db), read_only=True) as conn:
+    with duckdb.connect(str(db)) as conn:
 
         def count(sql: str, *params) -> int:
             return conn.execute(sql, list(params)).fetchall()[0][0]
@@ -181,6 +181,7 @@ def main() -> None:
                 wall = time.perf_counter() - run_started
                 stop.set()
                 tx_stats, sv_stats = tripletex.stats(), svenn.stats()
+                minimum = minimum_requests(db, result.run_id, batch)  # before run 2 adds records
                 # G6: the next (incremental) run over the unchanged systems writes nothing
                 second_started = time.perf_counter()
                 second = defs.resolve_job_def("sync_job").execute_in_process(
@@ -195,12 +196,11 @@ def main() -> None:
             }
         import duckdb
 
-        with duckdb.connect(str(db), read_only=True) as conn:
+        with duckdb.connect(str(db)) as conn:
             run = conn.execute(
                 "SELECT outcome, requests, counts FROM sync.runs WHERE run_id = ?",
                 [result.run_id],
             ).fetchall()
-        minimum = minimum_requests(db, result.run_id, batch)
 
     tx_total = sum(tx_stats["requests"].values())
     sv_total = sum(sv_stats["requests"].values())
