@@ -10,7 +10,7 @@ from sync_pipeline import assets
 from sync_pipeline.checks import CHECKS
 from sync_pipeline.jobs import plan_job, sync_job
 from sync_pipeline.resources.storage import SyncDuckDB, duckdb_path
-from sync_pipeline.schedules import SCHEDULES
+from sync_pipeline.schedules import SCHEDULES, failing_tenants_sensor
 from sync_pipeline.sensors import SENSORS
 from sync_pipeline.tenants import TenantsResource, tenants_file_path
 
@@ -19,7 +19,7 @@ defs = Definitions(
     asset_checks=[*load_asset_checks_from_package_module(assets), *CHECKS],
     jobs=[sync_job, plan_job],
     schedules=SCHEDULES,
-    sensors=SENSORS,
+    sensors=[*SENSORS, failing_tenants_sensor],
     resources={
         "duckdb": SyncDuckDB(database=duckdb_path()),
         "tenants": TenantsResource(tenants_file=str(tenants_file_path())),
