@@ -60,6 +60,12 @@ TRIPLETEX_KEY_FILTER = {
 }
 #: Entities with a batch update endpoint (there is no ``PUT /employee/list``).
 TRIPLETEX_PUT_LIST = frozenset({"project", "customer"})
+#: The operations the executor carries out, per target (anything else stops the run).
+OPERATIONS = {
+    "state": ("link", "update", "detach"),
+    "tripletex": ("set_number", "create", "update"),
+    "svenn": ("create", "update", "complete", "delete"),
+}
 #: How often a create whose outcome stayed unknown is looked up and re-sent in one run.
 UNKNOWN_CREATE_ATTEMPTS = 3
 #: After this many chunks in a row found an API unavailable, the run stops calling it.
@@ -260,6 +266,10 @@ class PlanExecutor:
         tx0, sv0 = self.tripletex.requests_made, self.svenn.requests_made
         for row in rows:  # fail before any write, not halfway through the plan
             guard(row, row.payload)
+            if row.operation not in OPERATIONS.get(row.target, ()):
+                raise UnsafeWriteError(
+                    f"plan row {row.seq}: unknown operation {row.target}/{row.operation}"
+                )
         with self.connect() as conn:
             self.index = LinkIndex.load(conn, self.tenant)
         phases: dict[str, list[PlanRow]] = {}
@@ -285,10 +295,6 @@ class PlanExecutor:
         self._tripletex_writes(entity, pick("tripletex", "update"), "update")
         self._svenn_writes(pick("svenn", "create", "update", "complete", "delete"))
         self._detaches(pick("state", "detach"))
-        known = {"link", "detach", "set_number", "create", "update", "complete", "delete"}
-        for row in rows:
-            if row.operation not in known:
-                raise UnsafeWriteError(f"plan row {row.seq}: unknown operation {row.operation!r}")
         self._finalize_bases()
 
     # -- bookkeeping ----------------------------------------------------------------------
