@@ -109,7 +109,6 @@ class WorldTenant:
         """One whole ``sync_job`` run in this process."""
         from sync_pipeline import definitions
 
-        os.environ["SYNC_EXPORT_DIR"] = str(self.root / "exports")
         defs = dg.Definitions(
             assets=list(definitions.defs.assets or []),
             asset_checks=list(definitions.defs.asset_checks or []),
@@ -121,9 +120,17 @@ class WorldTenant:
         )
         instance = dg.DagsterInstance.ephemeral()
         instance.add_dynamic_partitions("tenants", [TENANT])
-        return defs.resolve_job_def("sync_job").execute_in_process(
-            partition_key=TENANT, instance=instance, raise_on_error=False
-        )
+        before = os.environ.get("SYNC_EXPORT_DIR")
+        os.environ["SYNC_EXPORT_DIR"] = str(self.root / "exports")
+        try:
+            return defs.resolve_job_def("sync_job").execute_in_process(
+                partition_key=TENANT, instance=instance, raise_on_error=False
+            )
+        finally:
+            if before is None:
+                os.environ.pop("SYNC_EXPORT_DIR", None)
+            else:
+                os.environ["SYNC_EXPORT_DIR"] = before
 
     def start_cli_run(self) -> subprocess.Popen:
         """``sync-pipeline run`` in a child process (so a test can really kill it)."""

@@ -103,3 +103,20 @@ def test_P1_an_error_fixed_at_the_source_is_resolved_and_the_project_appears_in_
     assert [(p["name"], p["startDate"]) for p in created] == [(project["name"], "2026-03-01")]
     shown = [e for e in sv.get_errors() if e["code"] == "PROJECT_MISSING_START_DATE"]
     assert project_id not in [e["record_id"] for e in shown]
+
+
+def test_G10_open_errors_and_runs_are_exported_for_analysts_after_each_run(synced):
+    import duckdb
+
+    tenant, _, second, _ = synced
+    exports = tenant.root / "exports"
+    (open_now,) = tenant.query("SELECT count(*) FROM sync.errors WHERE resolved_at IS NULL")[0]
+    exported = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{exports}/open_errors/tenant=acme/data.parquet')"
+    ).fetchall()
+    assert exported == [(open_now,)]
+    runs = duckdb.sql(
+        f"SELECT run_id, outcome FROM read_parquet('{exports}/runs/tenant=acme/data.parquet') "
+        "ORDER BY started_at"
+    ).fetchall()
+    assert len(runs) == 2 and runs[-1] == (second.run_id, "success")
