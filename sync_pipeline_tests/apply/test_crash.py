@@ -8,8 +8,8 @@ import pytest
 from sync_pipeline_tests.apply.harness import WorldTenant, failure_text
 
 CRASH_SEED = 23
-#: P10's default manager named explicitly: an EXTENDED employee of world 23 with a number.
-SETTINGS = {"default_project_manager_employee_number": "1"}
+#: No default project manager configured: P10's fallback must not depend on run history.
+SETTINGS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def tenant_defaults(conn: duckdb.DuckDBPyConnection, tenant: str, config) -> Def
         f"""
         SELECT id, department_id FROM staging.tripletex_employees
         WHERE tenant = $tenant AND NOT deleted AND user_type IN {MANAGER_USER_TYPES}
-        ORDER BY (trim(number) IS NOT DISTINCT FROM $number) DESC, user_type <> 'EXTENDED', id
+        ORDER BY coalesce(trim(number) = $number, false) DESC, user_type <> 'EXTENDED', id
         LIMIT 1
         """,
         {"tenant": tenant, "number": config.default_project_manager_employee_number},
