@@ -429,3 +429,27 @@ def test_P9_C7_complete_and_delete_in_svenn_detach_the_link(apply_env):
         "detached",
         "detached",
     ]
+
+
+def test_C7_G7_a_deletion_whose_tripletex_record_still_exists_is_not_carried_out(apply_env):
+    """Offset paging can miss a live record; the executor proves a deletion before Svenn
+    loses the customer."""
+    env = apply_env
+    customer = env.svenn.create("customers", {"name": "Fortsatt Her AS", "customer_number": "9"})
+    alive = env.tripletex.post("/customer", {"name": "Fortsatt Her AS", "customerNumber": 9})
+    _link_customer(env, customer["id"], alive["id"], {**CUSTOMER_BASE, "number": "9"}, 1)
+    env.plan(
+        R1,
+        {
+            "entity": "customer",
+            "target": "svenn",
+            "operation": "delete",
+            "svenn_id": customer["id"],
+            "tripletex_id": alive["id"],
+        },
+    )
+    report = env.execute(R1)
+
+    assert report.successes == 0
+    assert env.svenn.get("customers", customer["id"])["name"] == "Fortsatt Her AS"
+    assert [link[3] for link in env.links("customer")] == ["active"]

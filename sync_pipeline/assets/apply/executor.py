@@ -791,6 +791,10 @@ class PlanExecutor:
         raise AssertionError("unreachable")
 
     def _svenn_call(self, row: PlanRow, resource: str, body: Any, key: str | None) -> Result:
+        if row.operation in ("delete", "complete") and self._still_in_tripletex(row):
+            # G7: offset paging can miss a live record when another is deleted meanwhile;
+            # one GET per deletion proves it before Svenn loses anything (C7, P9).
+            return Result(row, "skipped", error={"reason": "still in Tripletex; left for next run"})
         if row.operation == "create":
             value = self.svenn.create(resource, body, idempotency_key=key)
             return self._created(row, "svenn", value)
@@ -812,6 +816,18 @@ class PlanExecutor:
         else:
             links = self._after_update(row, svenn_version=version)
         return Result(row, "done", result_id=row.svenn_id, version=version, links=links)
+
+    def _still_in_tripletex(self, row: PlanRow) -> bool:
+        """Whether the Tripletex record a deletion is derived from still exists."""
+        if row.tripletex_id is None:
+            return False
+        try:
+            self.tripletex.get(f"{TRIPLETEX_PATH[row.entity]}/{row.tripletex_id}", fields="id")
+        except ApiError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
 
     def _parallel(self, items: list[Any], call: Callable[[Any], Result]) -> list[Result]:
         if self.workers <= 1 or len(items) <= 1:
