@@ -61,7 +61,7 @@ def outcome_of(report: ApplyReport) -> str:
 def applied_links(
     context: dg.AssetExecutionContext, duckdb: SyncDuckDB, tenants: TenantsResource
 ) -> dg.MaterializeResult:
-    tenant, run_id = context.partition_key, context.run_id
+    tenant, run_id = context.partition_key, context.run.run_id
     config = tenants.get(tenant)
     started = time.monotonic()
     with duckdb.get_connection() as conn:
@@ -208,7 +208,7 @@ def finish_error_log(
 def error_log(
     context: dg.AssetExecutionContext, duckdb: SyncDuckDB, tenants: TenantsResource
 ) -> dg.MaterializeResult:
-    tenant, run_id = context.partition_key, context.run_id
+    tenant, run_id = context.partition_key, context.run.run_id
     config = tenants.get(tenant)
     with duckdb.get_connection() as conn:
         row = first(
