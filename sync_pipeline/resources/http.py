@@ -17,10 +17,12 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+import dagster as dg
 import requests
+from pydantic import Field, PrivateAttr
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -543,3 +545,86 @@ def fallback_message(response: requests.Response) -> str:
     if text and not text.startswith("<") and len(text) <= 300:
         return text
     return response.reason or "HTTP error"
+
+
+class ApiClient(dg.ConfigurableResource):
+    """What both API clients share: one pooled :class:`ApiSession` per client, built
+    lazily (resources are pickled to run processes, sessions are not), request counters,
+    and secrets masked in ``repr`` and in every error."""
+
+    system: ClassVar[str] = "API"
+    #: Fields that hold secrets: masked in repr, redacted from errors and logs.
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    base_url: str = Field(description="API root (with its version prefix).")
+    timeout_seconds: float = 30.0
+    max_retries: int = Field(default=5, ge=0)
+    backoff_factor: float = Field(default=0.5, ge=0)
+    rate_limited_backoff_seconds: float = Field(
+        default=2.0, ge=0, description="Wait after a 429 without reset header; doubles."
+    )
+    max_wait_seconds: float = Field(default=120.0, gt=0)
+    rate_limit_requests: int | None = Field(
+        default=None, description="Client-side budget per window; None = no client window."
+    )
+    rate_limit_seconds: float = 10.0
+
+    _api: ApiSession | None = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default_factory=threading.RLock)
+    _clock: Clock | None = PrivateAttr(default=None)
+    _sleeper: Sleeper | None = PrivateAttr(default=None)
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, ("***" if name in self.secret_fields else value)
+
+    def _secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (getattr(self, f) for f in self.secret_fields) if s)
+
+    def _error(self, response: requests.Response, method: str, path: str) -> ApiError:
+        """The API's own error envelope as a typed exception (per client)."""
+        raise NotImplementedError
+
+    def _http(self) -> ApiSession:
+        with self._lock:
+            if self._api is None:
+                self._api = ApiSession(
+                    system=self.system,
+                    base_url=self.base_url,
+                    error_factory=self._error,
+                    timeout_seconds=self.timeout_seconds,
+                    max_retries=self.max_retries,
+                    backoff_factor=self.backoff_factor,
+                    rate_limited_backoff=self.rate_limited_backoff_seconds,
+                    max_wait=self.max_wait_seconds,
+                    rate_limit_requests=self.rate_limit_requests,
+                    rate_limit_seconds=self.rate_limit_seconds,
+                    secrets=self._secrets,
+                    clock=self._clock or time.monotonic,
+                    sleeper=self._sleeper or time.sleep,
+                )
+            return self._api
+
+    @property
+    def requests_made(self) -> int:
+        """HTTP requests sent by this client (retries included)."""
+        return self._api.requests_made if self._api else 0
+
+    @property
+    def requests_by_endpoint(self) -> dict[str, int]:
+        """Requests per ``METHOD /path/{id}``, for run metadata and benchmarks."""
+        return dict(self._api.requests_by_endpoint) if self._api else {}
+
+    @property
+    def rate_limit_wait_seconds(self) -> float:
+        """Seconds this client waited to stay inside the rate limit."""
+        return self._api.rate_limit_wait_seconds if self._api else 0.0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._api is not None:
+                self._api.close()
+                self._api = None
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self.close()

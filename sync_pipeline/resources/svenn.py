@@ -7,19 +7,16 @@ on updates, and the ``{"error": {code, message, fields}}`` envelope.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-import dagster as dg
 import requests
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from sync_pipeline.resources.http import (
+    ApiClient,
     ApiError,
-    ApiSession,
     Clock,
     Sleeper,
     error_body,
@@ -81,28 +78,15 @@ def format_timestamp(value: datetime | str) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class SvennClient(dg.ConfigurableResource):
+class SvennClient(ApiClient):
     """Svenn API v1 client: cursor paging, idempotent creates, retries, typed errors."""
+
+    system: ClassVar[str] = "Svenn"
+    secret_fields: ClassVar[tuple[str, ...]] = ("api_key",)
 
     base_url: str = Field(description="API root including /api/v1.")
     api_key: str = Field(description="The company's API key (secret).")
-    timeout_seconds: float = 30.0
-    max_retries: int = Field(default=5, ge=0)
-    backoff_factor: float = Field(default=0.5, ge=0)
-    rate_limited_backoff_seconds: float = Field(default=2.0, ge=0)
-    max_wait_seconds: float = Field(default=120.0, gt=0)
     page_size: int = Field(default=500, ge=1, le=500)
-    rate_limit_requests: int | None = None
-    rate_limit_seconds: float = 10.0
-
-    _api: ApiSession | None = PrivateAttr(default=None)
-    _lock: Any = PrivateAttr(default_factory=threading.Lock)
-    _clock: Clock | None = PrivateAttr(default=None)
-    _sleeper: Sleeper | None = PrivateAttr(default=None)
-
-    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
-        for name, value in super().__repr_args__():
-            yield name, ("***" if name == "api_key" else value)
 
     def use_clock(
         self, *, monotonic: Clock | None = None, sleeper: Sleeper | None = None
@@ -115,30 +99,8 @@ class SvennClient(dg.ConfigurableResource):
         return self
 
     # -- plumbing -----------------------------------------------------------------------
-    def _secrets(self) -> tuple[str, ...]:
-        return (self.api_key,) if self.api_key else ()
-
-    def _http(self) -> ApiSession:
-        with self._lock:
-            if self._api is None:
-                self._api = ApiSession(
-                    system="Svenn",
-                    base_url=self.base_url,
-                    error_factory=lambda r, m, p: SvennApiError.from_response(
-                        r, m, p, self._secrets()
-                    ),
-                    timeout_seconds=self.timeout_seconds,
-                    max_retries=self.max_retries,
-                    backoff_factor=self.backoff_factor,
-                    rate_limited_backoff=self.rate_limited_backoff_seconds,
-                    max_wait=self.max_wait_seconds,
-                    rate_limit_requests=self.rate_limit_requests,
-                    rate_limit_seconds=self.rate_limit_seconds,
-                    secrets=self._secrets,
-                    clock=self._clock or time.monotonic,
-                    sleeper=self._sleeper or time.sleep,
-                )
-            return self._api
+    def _error(self, response: requests.Response, method: str, path: str) -> SvennApiError:
+        return SvennApiError.from_response(response, method, path, self._secrets())
 
     def _request(
         self,
@@ -158,29 +120,6 @@ class SvennClient(dg.ConfigurableResource):
             headers={"Authorization": f"Bearer {self.api_key}", **(headers or {})},
             expected=expected,
         )
-
-    @property
-    def requests_made(self) -> int:
-        """HTTP requests sent by this client (retries included)."""
-        return self._api.requests_made if self._api else 0
-
-    @property
-    def requests_by_endpoint(self) -> dict[str, int]:
-        return dict(self._api.requests_by_endpoint) if self._api else {}
-
-    @property
-    def rate_limit_wait_seconds(self) -> float:
-        """Seconds this client waited to stay inside the rate limit."""
-        return self._api.rate_limit_wait_seconds if self._api else 0.0
-
-    def close(self) -> None:
-        with self._lock:
-            if self._api is not None:
-                self._api.close()
-                self._api = None
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        self.close()
 
     # -- records --------------------------------------------------------------------------
     def iter_pages(

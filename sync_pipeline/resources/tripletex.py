@@ -10,21 +10,18 @@ error envelope.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-import dagster as dg
 import requests
 from pydantic import Field, PrivateAttr
 
 from sync_pipeline.resources.http import (
+    ApiClient,
     ApiError,
-    ApiSession,
     Clock,
     Sleeper,
     error_body,
@@ -143,12 +140,15 @@ def _encode_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-class TripletexClient(dg.ConfigurableResource):
+class TripletexClient(ApiClient):
     """Tripletex API v2 client: session handling, paging, retries, rate limit, typed errors.
 
     Not tied to the sandbox: point ``base_url`` at ``https://tripletex.no/v2`` or
     ``https://api-test.tripletex.tech/v2`` with real tokens and it behaves the same.
     """
+
+    system: ClassVar[str] = "Tripletex"
+    secret_fields: ClassVar[tuple[str, ...]] = ("consumer_token", "employee_token")
 
     base_url: str = Field(description="API root including /v2, e.g. https://tripletex.no/v2")
     consumer_token: str = Field(description="The integration's consumer token (secret).")
@@ -157,14 +157,6 @@ class TripletexClient(dg.ConfigurableResource):
     rate_limit_requests: int | None = Field(
         default=100, description="Client-side budget per window; None = no client window."
     )
-    rate_limit_seconds: float = 10.0
-    timeout_seconds: float = 30.0
-    max_retries: int = Field(default=5, ge=0)
-    backoff_factor: float = Field(default=0.5, ge=0)
-    rate_limited_backoff_seconds: float = Field(
-        default=2.0, ge=0, description="Wait after a 429 without reset header; doubles."
-    )
-    max_wait_seconds: float = Field(default=120.0, gt=0)
     page_size: int = Field(default=1000, ge=1)
     session_days: int = Field(default=7, ge=1)
 
@@ -172,17 +164,9 @@ class TripletexClient(dg.ConfigurableResource):
     CUSTOMER_FIELDS: ClassVar[str] = CUSTOMER_FIELDS
     EMPLOYEE_FIELDS: ClassVar[str] = EMPLOYEE_FIELDS
 
-    _api: ApiSession | None = PrivateAttr(default=None)
-    _lock: Any = PrivateAttr(default_factory=threading.RLock)
     _session_token: str | None = PrivateAttr(default=None)
     _session_expires: date | None = PrivateAttr(default=None)
     _today: Callable[[], date] | None = PrivateAttr(default=None)
-    _clock: Clock | None = PrivateAttr(default=None)
-    _sleeper: Sleeper | None = PrivateAttr(default=None)
-
-    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
-        for name, value in super().__repr_args__():
-            yield name, ("***" if name in ("consumer_token", "employee_token") else value)
 
     def use_clock(
         self,
@@ -202,55 +186,10 @@ class TripletexClient(dg.ConfigurableResource):
 
     # -- plumbing -----------------------------------------------------------------------
     def _secrets(self) -> tuple[str, ...]:
-        return tuple(
-            s for s in (self.consumer_token, self.employee_token, self._session_token) if s
-        )
+        return (*super()._secrets(), *((self._session_token,) if self._session_token else ()))
 
-    def _http(self) -> ApiSession:
-        with self._lock:
-            if self._api is None:
-                self._api = ApiSession(
-                    system="Tripletex",
-                    base_url=self.base_url,
-                    error_factory=lambda r, m, p: TripletexApiError.from_response(
-                        r, m, p, self._secrets()
-                    ),
-                    timeout_seconds=self.timeout_seconds,
-                    max_retries=self.max_retries,
-                    backoff_factor=self.backoff_factor,
-                    rate_limited_backoff=self.rate_limited_backoff_seconds,
-                    max_wait=self.max_wait_seconds,
-                    rate_limit_requests=self.rate_limit_requests,
-                    rate_limit_seconds=self.rate_limit_seconds,
-                    secrets=self._secrets,
-                    clock=self._clock or time.monotonic,
-                    sleeper=self._sleeper or time.sleep,
-                )
-            return self._api
-
-    @property
-    def requests_made(self) -> int:
-        """HTTP requests sent by this client (retries and session creation included)."""
-        return self._api.requests_made if self._api else 0
-
-    @property
-    def requests_by_endpoint(self) -> dict[str, int]:
-        """Requests per ``METHOD /path/{id}``, for run metadata and benchmarks."""
-        return dict(self._api.requests_by_endpoint) if self._api else {}
-
-    @property
-    def rate_limit_wait_seconds(self) -> float:
-        """Seconds this client waited to stay inside the rate limit."""
-        return self._api.rate_limit_wait_seconds if self._api else 0.0
-
-    def close(self) -> None:
-        with self._lock:
-            if self._api is not None:
-                self._api.close()
-                self._api = None
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        self.close()
+    def _error(self, response: requests.Response, method: str, path: str) -> TripletexApiError:
+        return TripletexApiError.from_response(response, method, path, self._secrets())
 
     # -- session --------------------------------------------------------------------------
     @property
