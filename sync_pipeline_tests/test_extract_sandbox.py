@@ -463,3 +463,21 @@ def test_an_unknown_tenant_fails_with_the_tenants_file_message(tmp_path):
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.message
     assert f"unknown tenant '{TENANT}'" in message and "secret" not in message
+
+
+def test_P10_the_integration_user_is_landed_once_and_refreshed_by_full_extracts(harness):
+    me = harness.tx_client().who_am_i()
+    employees = [dg.AssetKey(["staging", "tripletex_employees"])]
+
+    def extract(full: bool = False) -> None:
+        assert harness.run([tripletex_extract], selection=employees, full=full).success
+
+    context = "SELECT tripletex_employee_id, fetched_at FROM sync.tenant_context"
+    extract()
+    ((employee_id, first_fetch),) = harness.rows(context)
+    assert employee_id == me["employeeId"]
+    extract()
+    assert harness.rows(context) == [(employee_id, first_fetch)]  # incremental: not asked again
+    extract(full=True)
+    ((_, refreshed),) = harness.rows(context)
+    assert refreshed > first_fetch

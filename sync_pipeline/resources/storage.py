@@ -263,6 +263,17 @@ CREATE TABLE IF NOT EXISTS sync.error_publications (
 );
 """,
     ),
+    (
+        5,
+        "the Tripletex user the integration logs in as",
+        """
+-- P10: the default project manager is the token owner (>whoAmI), landed by the extract.
+CREATE TABLE IF NOT EXISTS sync.tenant_context (
+  tenant VARCHAR PRIMARY KEY, tripletex_employee_id BIGINT, tripletex_company_id BIGINT,
+  fetched_at TIMESTAMPTZ NOT NULL
+);
+""",
+    ),
 ]
 
 

@@ -3,6 +3,8 @@
 from datetime import date
 
 from sync_pipeline.model import CODES
+from sync_pipeline.resources.storage import SyncDuckDB
+from sync_pipeline_tests.rules.conftest import TENANT
 
 BASE = {
     "number": "100",
@@ -213,6 +215,18 @@ def test_P10_manager_without_access_is_replaced_by_the_default_with_a_warning(ru
     assert [c for c in res.codes() if c[1] == "project"] == [
         ("PROJECT_MANAGER_DEFAULTED", "project", 1, None)
     ]
+
+
+def test_P10_default_manager_is_the_user_the_integration_logs_in_as(rules):
+    _manager(rules, 1, 41, user_type="NO_ACCESS", number="7")
+    rules.tripletex.employee(40, number="3", last_name="Annen", user_type="EXTENDED")
+    rules.tripletex.employee(44, number="4", last_name="Integrasjon", user_type="EXTENDED")
+    rules.svenn.project(1, number="100", project_manager_id=1)
+    rules._write()
+    with SyncDuckDB(database=rules.db).get_connection() as conn:
+        conn.execute("INSERT INTO sync.tenant_context VALUES (?, 44, 1, now())", [TENANT])
+    (create,) = rules.run(write=False).ops("project", "create")
+    assert create["payload"]["projectManager"] == {"id": 44}  # >whoAmI, not the lowest id
 
 
 def test_P10_manager_with_access_is_used(rules):

@@ -136,6 +136,23 @@ def fetch(
     return out
 
 
+def land_token_owner(duckdb: SyncDuckDB, client: TripletexClient, tenant: str, mode: str) -> None:
+    """P10's default project manager is the user the integration logs in as: one
+    ``>whoAmI`` when it is not known yet, and again on every full extract."""
+    with duckdb.get_connection() as conn:
+        known = conn.execute(
+            "SELECT 1 FROM sync.tenant_context WHERE tenant = ?", [tenant]
+        ).fetchone()
+    if known and mode != "full":
+        return
+    me = client.who_am_i()
+    with duckdb.get_connection() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO sync.tenant_context VALUES (?, ?, ?, now())",
+            [tenant, me.get("employeeId"), me.get("companyId")],
+        )
+
+
 def extract_entity(
     context: dg.AssetExecutionContext,
     duckdb: SyncDuckDB,
@@ -164,6 +181,8 @@ def extract_entity(
         except ApiError as err:
             fail_incomplete(duckdb, rec, client.requests_made - before, err)
         rec.requests = client.requests_made - before
+        if entity == "employee":
+            land_token_owner(duckdb, client, tenant, mode)
         rec.watermark = {
             "page_size": client.page_size,
             "fields": listing.fields,

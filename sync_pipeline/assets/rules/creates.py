@@ -44,17 +44,19 @@ class Defaults:
 
 
 def tenant_defaults(conn: duckdb.DuckDBPyConnection, tenant: str, config) -> Defaults:
-    """P10/E4 defaults: the configured employee number, else the integration's own user.
-
-    Extraction does not land ``>whoAmI`` yet, so the lowest-id EXTENDED employee stands in
-    for the token owner; its department stands in for "the first department" (extraction
-    does not land departments either).
+    """P10/E4 defaults: the configured employee number, else the integration's own user
+    (``>whoAmI``, landed by the extract in ``sync.tenant_context``), else the lowest-id
+    EXTENDED employee; the manager's department stands in for "the first department"
+    (extraction does not land departments).
     """
     row = conn.execute(
         f"""
-        SELECT id, department_id FROM staging.tripletex_employees
-        WHERE tenant = $tenant AND NOT deleted AND user_type IN {MANAGER_USER_TYPES}
-        ORDER BY coalesce(trim(number) = $number, false) DESC, user_type <> 'EXTENDED', id
+        SELECT e.id, e.department_id FROM staging.tripletex_employees e
+        LEFT JOIN sync.tenant_context c ON c.tenant = e.tenant
+        WHERE e.tenant = $tenant AND NOT e.deleted AND e.user_type IN {MANAGER_USER_TYPES}
+        ORDER BY coalesce(trim(e.number) = $number, false) DESC,
+                 coalesce(e.id = c.tripletex_employee_id, false) DESC,
+                 e.user_type <> 'EXTENDED', e.id
         LIMIT 1
         """,
         {"tenant": tenant, "number": config.default_project_manager_employee_number},
