@@ -230,6 +230,13 @@ def test_rate_limit_headers_and_429_without_reset(limited_sandbox):
     assert other.get("/department").status_code == 200  # budgets are per company token
 
 
+def test_rate_limit_headers_on_every_response_also_with_the_limit_off(tripletex_sandbox):
+    api = TripletexApi(tripletex_sandbox, tripletex_sandbox.new_company(seed="empty"))
+    for resp in (api.get("/department"), api.get("/project/999999")):
+        assert int(resp.headers["X-Rate-Limit-Remaining"]) > 0
+        assert "X-Rate-Limit-Limit" in resp.headers and "X-Rate-Limit-Reset" in resp.headers
+
+
 def test_requests_are_counted_per_path_template(tx_sandbox, api):
     project = api.project()
     api.get(f"/project/{project['id']}")

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from sync_pipeline.sandbox.core import SandboxHub
+from sync_pipeline.sandbox.core import RateLimitSpec, SandboxHub
 from sync_pipeline.sandbox.tripletex import errors as E
 from sync_pipeline.sandbox.tripletex.store import Company, empty_company, world_company
 
@@ -51,6 +51,9 @@ class TripletexHub(SandboxHub):
     key_field = "employee_token"
     write_resources = ("/project", "/customer", "/employee")
     rate_limit_headers = ("X-Rate-Limit-Limit", "X-Rate-Limit-Remaining", "X-Rate-Limit-Reset")
+    #: The real API sends the headers on every response; with the limit off, from a
+    #: window no client can exhaust.
+    nominal_rate_limit = RateLimitSpec(1_000_000, 10)
 
     def __init__(self, *, max_result_set: int | None = None, **kwargs: Any):
         self.max_result_set = max_result_set
