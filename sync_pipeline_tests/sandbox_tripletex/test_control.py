@@ -1,0 +1,71 @@
+"""The ``/_sandbox`` faults and stats of the Tripletex sandbox, as issue 2 specifies them.
+
+Later tests (retries, crash recovery, G6 "zero writes") steer and measure the sync through
+these endpoints, so their semantics are pinned here on the Tripletex side too.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+
+@pytest.fixture
+def faults(tx_sandbox):
+    yield tx_sandbox
+    tx_sandbox.clear_faults()
+
+
+def test_fault_fails_the_next_count_matching_requests_then_recovers(faults, api):
+    customer = api.customer(name="Feil AS")
+    # The regex is searched in the full path, with /v2; only PUT is targeted.
+    faults.add_fault(r"^/v2/customer/\d+$", method="PUT", status=503, count=2)
+    for _ in range(2):
+        resp = api.put(f"/customer/{customer['id']}", {"name": "Ny AS"})
+        assert resp.status_code == 503
+        body = resp.json()
+        assert body["status"] == 503 and body["requestId"] == resp.headers["x-tlx-request-id"]
+        assert "X-Rate-Limit-Limit" in resp.headers
+    assert api.get(f"/customer/{customer['id']}").json()["value"]["name"] == "Feil AS"
+    assert api.put(f"/customer/{customer['id']}", {"name": "Ny AS"}).status_code == 200
+
+
+def test_fault_without_status_delays_and_then_proceeds(faults, api):
+    faults.add_fault(r"/v2/customer$", method="POST", delay_ms=400)
+    started = time.monotonic()
+    resp = api.post("/customer", {"name": "Treg AS"})
+    assert resp.status_code == 201
+    assert time.monotonic() - started >= 0.4
+    assert [c["name"] for c in api.get("/customer").json()["values"]] == ["Treg AS"]
+
+
+def test_delete_faults_clears_pending_faults(faults, api):
+    faults.add_fault(r"/v2/department", status=500, count=5)
+    assert api.get("/department").status_code == 500
+    faults.clear_faults()
+    assert api.get("/department").status_code == 200
+
+
+def test_a_bad_fault_is_refused_with_400(tx_sandbox):
+    for body in ({"status": 503}, {"path": "(", "status": 503}, {"path": "x", "count": 0}):
+        assert tx_sandbox.control("POST", "faults", json=body).status_code == 400
+
+
+def test_stats_count_record_writes_only_per_company_and_in_total(tx_sandbox, api):
+    other = type(api)(tx_sandbox, tx_sandbox.new_company(seed="empty"))
+    before = tx_sandbox.stats()["writes"]
+    api.new_session()  # token endpoints are not writes
+    api.put("/project/settings", {"autoGenerateProjectNumber": False})  # nor are settings
+    customer = api.customer()
+    api.put(f"/customer/{customer['id']}", {"name": "Endret AS"})
+    api.post("/customer", {"name": "X", "email": "ugyldig"})  # a refused write still counts
+    api.delete(f"/customer/{customer['id']}")
+    other.customer()
+    mine = tx_sandbox.stats(api.employee_token)
+    assert mine["writes"] == 4
+    assert mine["requests"]["PUT /v2/customer/{id}"] == 1
+    assert mine["requests"]["DELETE /v2/customer/{id}"] == 1
+    assert mine["requests"]["PUT /v2/project/settings"] == 1
+    assert tx_sandbox.stats(other.employee_token)["writes"] == 1
+    assert tx_sandbox.stats()["writes"] - before == 5
