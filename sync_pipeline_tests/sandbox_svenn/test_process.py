@@ -130,7 +130,8 @@ def test_paging_while_another_client_writes_loses_and_repeats_nothing(svenn_sand
     importlib.util.find_spec("sync_pipeline.sandbox.tripletex") is None,
     reason="`all` also serves the Tripletex sandbox, which is not in this tree yet",
 )
-def test_all_serves_both_sandboxes_and_stops_both_cleanly_on_sigterm(tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_all_serves_both_sandboxes_and_stops_both_cleanly(tmp_path, stop_signal):
     proc = subprocess.Popen(
         [sys.executable, "-m", "sync_pipeline.sandbox", "all", "--host", "127.0.0.1",
          "--tripletex-port", "0", "--svenn-port", "0", "--seed", "empty",
@@ -158,7 +159,7 @@ def test_all_serves_both_sandboxes_and_stops_both_cleanly_on_sigterm(tmp_path):
             timeout=10,
         )
         assert resp.status_code == 201
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop_signal)
         assert proc.wait(30) == 0
     finally:
         if proc.poll() is None:
