@@ -3,6 +3,7 @@ worlds load in bulk with their ids; the demo seed serves the generator's Triplet
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 from sync_pipeline.sandbox.process import SandboxProcess
@@ -164,3 +165,19 @@ def test_demo_seed_serves_the_generated_world(tripletex_sandbox):
     active = [c for c in world["customers"] if not c["isInactive"]]
     assert len(client.get("/customer").json()["values"]) == len(active)
     assert len(client.get("/employee").json()["values"]) == len(world["employees"])
+
+
+def test_loading_50000_customers_takes_seconds_not_minutes():
+    """Issue 3: worlds load in bulk; 50,000 customers (with both addresses) in a few seconds."""
+    world = small_world()
+    customer = world.tripletex["customers"][0]
+    world.tripletex["customers"] = [
+        {**customer, "id": i, "customerNumber": 10_000 + i, "name": f"Kunde {i} AS"}
+        for i in range(1, 50_001)
+    ]
+    world.tripletex["projects"] = []
+    started = time.perf_counter()
+    company = world_company("k", world)
+    assert time.perf_counter() - started < 5.0
+    assert len(company.tables["customer"]) == 50_000
+    assert company.lookup("customer", "customerNumber", 60_000) == [50_000]
