@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline_tests.apply.harness import (
     WORLD_WRITE_PATHS,
     WorldTenant,
@@ -66,3 +67,28 @@ def test_G5_a_run_that_could_write_nothing_because_the_apis_are_down_fails_and_r
         "SELECT count(*) FROM sync.errors WHERE code = 'API_UNAVAILABLE' AND resolved_at IS NULL"
     ) == [(0,)]
     assert unexplained_records(tenant) == []
+
+
+def test_G9_G10_an_approved_review_tenant_with_nothing_to_write_is_live_and_publishes(
+    tripletex_sandbox, svenn_sandbox, tmp_path
+):
+    tenant = WorldTenant.create(tripletex_sandbox, svenn_sandbox, tmp_path, SEED, mode="review")
+    with SyncDuckDB(database=str(tenant.db_path)).get_connection() as conn:
+        conn.execute("INSERT INTO sync.approvals VALUES ('acme', 'go_live', 'kari', now(), NULL)")
+    live = tenant.run()
+    assert live.success, failure_text(live)
+    _, svenn = tenant.clients()
+    # a record the rules refuse (P1: no start date) plans no write, only an error
+    unsyncable = svenn.create("projects", {"name": "Uten startdato", "display_id": "990001"})
+
+    quiet = tenant.run()
+
+    assert quiet.success, failure_text(quiet)
+    assert tenant.query(
+        "SELECT count(*) FROM sync.plan WHERE run_id = ? AND apply", quiet.run_id
+    ) == [(0,)]
+    assert tenant.query("SELECT mode, outcome FROM sync.runs WHERE run_id = ?", quiet.run_id) == [
+        ("active", "success")
+    ]
+    shown = {(e["entity"], e["record_id"]) for e in svenn.get_errors()}
+    assert ("projects", unsyncable["id"]) in shown  # users see the new error in Svenn

@@ -16,6 +16,8 @@ from sync_pipeline.assets.apply import errors as errlog
 from sync_pipeline.assets.apply.executor import ApplyReport, PlanExecutor, load_plan
 from sync_pipeline.assets.apply.recovery import recover
 from sync_pipeline.assets.apply.sql import first
+from sync_pipeline.assets.rules.plan import g9_review_sql
+from sync_pipeline.assets.rules.step import bind
 from sync_pipeline.jobs import FULL_EXTRACT_TAG
 from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.resources.http import ApiError
@@ -73,9 +75,13 @@ def applied_links(
                 [tenant, run_id],
             )
         )
+        sql = g9_review_sql()
+        in_review = bool(
+            first(conn.execute(sql, bind(sql, {"tenant": tenant, "mode": config.mode})))[0]
+        )
     # G9 is decided by the rules (review mode until an operator's go-live): apply what
-    # they marked to apply, nothing else.
-    review = held_for_review > 0 or (config.mode == "review" and not rows)
+    # they marked to apply, nothing else. An empty plan of an approved tenant is a live run.
+    review = held_for_review > 0 or (in_review and not rows)
     report = ApplyReport()
     recovered: dict[str, int] = {}
     tripletex = config.tripletex_client()
