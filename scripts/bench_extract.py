@@ -13,8 +13,9 @@ own (``ru_maxrss``; ``--tracemalloc`` adds Python's allocation peak, at some spe
    API's budget), skipped with ``--skip-rate-limited``.
 
 It checks that the Tripletex side needs no more requests than the pages require:
-1 session + ceil((n + 1) / 1000) per listing (a listing ends at its first short page),
-with customers listed twice (active and inactive).
+1 session + 1 ``>whoAmI`` (P10's default project manager, asked on full extracts) +
+ceil((n + 1) / 1000) per listing (a listing ends at its first short page), with
+customers listed twice (active and inactive).
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def _expected_tripletex_requests(counts: dict[str, int], inactive: int, page: in
 
     active = counts["tripletex_customers"] - inactive
     return (
-        1
+        2  # session + >whoAmI
         + pages(counts["tripletex_employees"])
         + pages(active)
         + pages(inactive)

@@ -481,3 +481,17 @@ def test_P10_the_integration_user_is_landed_once_and_refreshed_by_full_extracts(
     extract(full=True)
     ((_, refreshed),) = harness.rows(context)
     assert refreshed > first_fetch
+
+
+def test_requests_metadata_counts_every_tripletex_request_of_the_extract(harness):
+    """The figures operators and the benchmark read: session, pages and the P10 ``>whoAmI``."""
+    result = harness.run([tripletex_extract], config={"page_size": 20}, full=True)
+    assert result.success
+    meta = harness.metadata(result)
+    reported = sum(m["requests"] for key, m in meta.items() if key.startswith("raw/"))
+    served = harness.tripletex.stats(harness.employee_token)["requests"]
+    assert served.get("GET /v2/token/session/>whoAmI") == 1
+    # + the session's creation, which the sandbox counts before it knows the company
+    assert reported == sum(served.values()) + 1
+    (recorded,) = harness.rows("SELECT sum(requests) FROM sync.extracts")[0]
+    assert recorded == reported

@@ -178,11 +178,11 @@ def extract_entity(
     with timed() as clock:
         try:
             got = fetch(client, listing, old_digests, sizes)
+            if entity == "employee":
+                land_token_owner(duckdb, client, tenant, mode)
         except ApiError as err:
             fail_incomplete(duckdb, rec, client.requests_made - before, err)
-        rec.requests = client.requests_made - before
-        if entity == "employee":
-            land_token_owner(duckdb, client, tenant, mode)
+        rec.requests = client.requests_made - before  # the >whoAmI included
         rec.watermark = {
             "page_size": client.page_size,
             "fields": listing.fields,
