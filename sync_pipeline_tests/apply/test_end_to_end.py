@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sync_pipeline.generator import generate_world
@@ -120,3 +122,30 @@ def test_G10_open_errors_and_runs_are_exported_for_analysts_after_each_run(synce
         "ORDER BY started_at"
     ).fetchall()
     assert len(runs) == 2 and runs[-1] == (second.run_id, "success")
+
+
+def test_G10_each_apply_asset_tells_what_happened_in_its_metadata(synced):
+    tenant, first, second, _ = synced
+    (links,) = first.asset_materializations_for_node("sync__links")
+    (errors,) = second.asset_materializations_for_node("sync__errors")
+    meta = {k: getattr(v, "value", v) for k, v in links.metadata.items()}
+    by_type = meta["operations_by_type"]
+    assert by_type["customer.create"] > 0 and by_type["project.create"] > 0
+    (applied,) = tenant.query(
+        "SELECT count(*) FROM sync.operations WHERE run_id = ?", first.run_id
+    )[0]
+    assert (
+        sum(by_type.values()) == meta["successes"] + meta["failures"] + meta["skipped"] == applied
+    )
+    (requests,) = tenant.query("SELECT requests FROM sync.runs WHERE run_id = ?", first.run_id)[0]
+    made = json.loads(requests)
+    assert meta["requests_tripletex"] == made["tripletex"]["apply"] > 0
+    assert meta["requests_svenn"] == made["svenn"]["apply"] > 0
+    shown = errors.metadata["open_errors"].value
+    assert shown.startswith("| code | severity | entity | record | message |")
+    by_code = dict(
+        tenant.query("SELECT code, count(*) FROM sync.errors WHERE resolved_at IS NULL GROUP BY 1")
+    )
+    assert errors.metadata["open_by_code"].value == by_code
+    assert set(CASE_CODES.values()) <= set(by_code)
+    assert min(by_code) in shown  # the preview lists the open errors, sorted by code

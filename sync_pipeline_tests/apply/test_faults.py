@@ -58,6 +58,10 @@ def test_G5_G8_G10_faults_leave_good_records_synced_and_bad_ones_in_the_error_lo
     assert json.loads(rejected[4])["status"] == 422
     (concurrent,) = [f for f in findings if f[0] == "CONCURRENT_EDIT"]
     assert concurrent[2] == "warning"
+    (applied,) = first.asset_materializations_for_node("sync__links")
+    assert applied.metadata["outcome"].value == "partial"
+    assert applied.metadata["failures"].value == 2  # the rejected record and the raced one
+    assert "| API_REJECTED | customer | " in applied.metadata["first_errors"].value
 
     second = tenant.run()  # re-reads and merges the raced record (G8)
     assert second.success, failure_text(second)
