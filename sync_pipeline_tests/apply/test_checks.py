@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import dagster as dg
 import pytest
 
 from sync_pipeline.assets.apply import checks, wal
@@ -62,3 +65,32 @@ def test_G10_plan_rows_neither_applied_nor_explained_are_counted(conn):
         "done": 1,
         "rows_to_apply": 3,
     }
+
+
+def test_G10_open_errors_over_the_threshold_warn_without_blocking(tmp_path, monkeypatch):
+    db = SyncDuckDB(database=str(tmp_path / "errors.duckdb"))
+    with db.get_connection() as conn:
+        for tenant, severity, record in (
+            (T, "error", 1),
+            (T, "error", 2),
+            (T, "warning", 3),  # warnings and info do not count
+            ("other", "error", 4),  # nor do other tenants' errors
+        ):
+            conn.execute(
+                "INSERT INTO sync.errors VALUES (?, 'PROJECT_MISSING_START_DATE', ?, 'project', "
+                "?, NULL, 'P', 'melding', NULL, now(), now(), NULL, ?)",
+                [tenant, severity, record, RUN],
+            )
+    # the body of the @asset_check (a partitioned check cannot be invoked with a built context)
+    evaluate = checks.open_errors_under_threshold.node_def.compute_fn.decorated_fn
+    context = SimpleNamespace(partition_key=T)
+
+    monkeypatch.setenv("SYNC_ERROR_THRESHOLD", "2")
+    at_threshold = evaluate(context, db)
+    monkeypatch.setenv("SYNC_ERROR_THRESHOLD", "1")
+    over = evaluate(context, db)
+
+    assert at_threshold.passed and at_threshold.metadata["open_errors"].value == 2
+    assert not over.passed and over.severity == dg.AssetCheckSeverity.WARN
+    assert over.metadata["threshold"].value == 1
+    assert [spec.blocking for spec in checks.open_errors_under_threshold.check_specs] == [False]
