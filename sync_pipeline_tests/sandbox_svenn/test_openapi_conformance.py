@@ -35,7 +35,25 @@ config = SchemathesisConfig.from_dict(
         "checks": {
             "positive_data_acceptance": {
                 "expected-statuses": ["2xx", "401", "404", "409", "412", "422", "429"]
-            }
+            },
+            # A stale If-Match is refused (412) before the body is looked at: a rejection
+            # too, and a documented one (RFC 9110 lets preconditions come before content).
+            "negative_data_rejection": {
+                "expected-statuses": [
+                    "400",
+                    "401",
+                    "403",
+                    "404",
+                    "405",
+                    "406",
+                    "409",
+                    "412",
+                    "415",
+                    "422",
+                    "428",
+                    "429",
+                ]
+            },
         },
     }
 )
