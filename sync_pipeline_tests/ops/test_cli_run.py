@@ -1,4 +1,5 @@
-"""`sync-pipeline run` and `plan` against both sandboxes, through the console script."""
+"""`sync-pipeline run` (one tenant or `--all`), `plan` and `confirm-deletes` against both
+sandboxes, through the console script."""
 
 from __future__ import annotations
 
@@ -187,3 +188,83 @@ def test_two_tenants_sync_at_the_same_time_through_the_instance(
     with workspace.db() as conn:
         tenants = conn.execute("SELECT DISTINCT tenant FROM sync.links ORDER BY 1").fetchall()
     assert tenants == [("nord",), ("sor",)]
+
+
+def test_run_all_syncs_every_tenant_and_names_the_one_that_failed(
+    workspace, tripletex_sandbox, svenn_sandbox
+):
+    _company(workspace, tripletex_sandbox, svenn_sandbox, "acme")
+    workspace.add_tenant(
+        "nede",
+        svenn_url=svenn_sandbox.base_url,
+        svenn_key="no-such-api-key",
+        tripletex_url=tripletex_sandbox.base_url,
+        tripletex_key="no-such-employee-token",
+    )
+    result = workspace.cli("run", "--all")
+
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "sync acme" in result.stdout and "sync nede" in result.stdout  # both attempted
+    assert set(parse_summary(result.stdout)) == {"acme/employee", "acme/customer", "acme/project"}
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sync-pipeline: run failed: nede:")
+    assert _writes(tripletex_sandbox, workspace, "acme") > 0
+    assert [r.status for r in _instance_runs(workspace, "acme")] == [DagsterRunStatus.SUCCESS]
+
+
+def test_G7_confirm_deletes_lets_the_next_run_carry_out_the_held_deletions(
+    workspace, tripletex_sandbox, svenn_sandbox
+):
+    workspace.add_tenant(
+        "acme",
+        svenn_url=svenn_sandbox.base_url,
+        svenn_key=svenn_sandbox.new_company(seed="demo"),
+        tripletex_url=tripletex_sandbox.base_url,
+        tripletex_key=tripletex_sandbox.new_company(seed="demo"),
+        mass_delete_threshold=0.01,
+    )
+    first = workspace.cli("run", "--tenant", "acme", "--full")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    config = load_tenants(workspace.root / "tenants.yaml")["acme"]
+    tripletex, svenn = config.tripletex_client(), config.svenn_client()
+    used_tx = {
+        p["customer"]["id"]
+        for p in tripletex.list_all("/project", fields="customer(id)")
+        if p.get("customer")
+    }
+    used_sv = {p["customer_id"] for p in svenn.list_all("projects")}
+    with workspace.db() as conn:
+        links = conn.execute(
+            "SELECT svenn_id, tripletex_id FROM sync.links WHERE tenant = 'acme' "
+            "AND entity = 'customer' AND state = 'active' ORDER BY svenn_id"
+        ).fetchall()
+    gone = [(s, t) for s, t in links if s not in used_sv and t not in used_tx][:3]
+    assert len(gone) == 3
+    for _, tripletex_id in gone:  # C7: deleted in Tripletex → to be deleted in Svenn
+        tripletex.delete(f"/customer/{tripletex_id}")
+
+    def live() -> set[int]:
+        return {c["id"] for c in svenn.list_all("customers")}
+
+    held = workspace.cli("run", "--tenant", "acme", "--full")
+    assert held.returncode == 0, held.stdout[-3000:] + held.stderr[-3000:]
+    assert "held by the mass-deletion guard" in held.stdout
+    assert {s for s, _ in gone} <= live()  # nothing deleted in Svenn yet
+    errors = json.loads(workspace.cli("errors", "--tenant", "acme", "--format", "json").stdout)
+    assert "MASS_DELETE_HELD" in {e["code"] for e in errors}
+
+    confirm = workspace.cli("confirm-deletes", "--tenant", "acme", "--by", "kari")
+    assert confirm.returncode == 0 and "confirmed by kari" in confirm.stdout
+    applied = workspace.cli("run", "--tenant", "acme", "--full")
+    assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
+
+    assert not {s for s, _ in gone} & live()
+    errors = json.loads(workspace.cli("errors", "--tenant", "acme", "--format", "json").stdout)
+    assert "MASS_DELETE_HELD" not in {e["code"] for e in errors}
+    with workspace.db() as conn:
+        consumed = conn.execute(
+            "SELECT consumed_by_run IS NOT NULL FROM sync.approvals WHERE action = 'confirm_deletes'"
+        ).fetchall()
+    assert consumed == [(True,)]  # the release counts once; later mass deletions hold again
+    tripletex.close()
+    svenn.close()
