@@ -23,6 +23,19 @@ def test_create_sets_server_fields_and_defaults(svenn):
     assert svenn.get(f"/projects/{project['id']}").json() == project
 
 
+def test_server_set_fields_cannot_be_written_by_a_client(svenn):
+    """id, version and the timestamps are Svenn's: a body carrying one is refused, not obeyed."""
+    stamp = "2020-01-01T00:00:00Z"
+    resp = svenn.post("/customers", {"name": "A", "id": 99, "version": 5, "created_at": stamp})
+    assert resp.status_code == 422
+    assert set(resp.json()["error"]["fields"]) == {"id", "version", "created_at"}
+    customer = svenn.create("customers", {"name": "B"})
+    for body in ({"version": 7}, {"updated_at": stamp}, {"deleted_at": stamp}):
+        resp = svenn.patch(f"/customers/{customer['id']}", body)
+        assert resp.status_code == 422 and set(resp.json()["error"]["fields"]) == set(body)
+    assert svenn.get(f"/customers/{customer['id']}").json() == customer
+
+
 def test_patch_changes_only_the_given_fields_and_bumps_version(svenn):
     emp = svenn.create(
         "employees", {"first_name": "Kari", "last_name": "Nordmann", "phone": "4791"}
