@@ -149,3 +149,30 @@ def test_G10_each_apply_asset_tells_what_happened_in_its_metadata(synced):
     assert errors.metadata["open_by_code"].value == by_code
     assert set(CASE_CODES.values()) <= set(by_code)
     assert min(by_code) in shown  # the preview lists the open errors, sorted by code
+
+
+def test_G10_the_runs_summary_counts_what_each_run_did(synced):
+    tenant, first, second, _ = synced
+    rows = tenant.query(
+        "SELECT run_id, mode, counts, errors_opened, errors_resolved, requests, duration_s, "
+        "finished_at IS NOT NULL FROM sync.runs ORDER BY started_at"
+    )
+    assert [(r[0], r[1], r[7]) for r in rows] == [
+        (first.run_id, "active", True),
+        (second.run_id, "active", True),
+    ]
+    (_, _, counts, opened, resolved, requests, duration, _) = rows[0]
+    counts = json.loads(counts)
+    planned = tenant.query(
+        "SELECT entity, operation, count(*) FROM sync.plan WHERE run_id = ? GROUP BY ALL",
+        first.run_id,
+    )
+    assert {(e, op, n) for e, ops in counts["planned"].items() for op, n in ops.items()} == set(
+        planned
+    )
+    assert counts["applied"]["customer"]["create"]["done"] > 0
+    ((rows_total, closed),) = tenant.query("SELECT count(*), count(resolved_at) FROM sync.errors")
+    assert (opened, resolved) == (rows_total, 0)  # a fresh tenant: every error is new
+    assert all(json.loads(requests)[system]["extract"] > 0 for system in ("svenn", "tripletex"))
+    assert duration > 0
+    assert rows[1][3:5] == (0, closed)  # nothing changed: nothing opened; resolved ones counted
