@@ -42,8 +42,10 @@ LOCK_WAIT_S = float(os.environ.get("SYNC_DUCKDB_LOCK_WAIT", "10"))
 SUMMARY_LOCK_WAIT_S = 120.0
 
 #: The instance configuration written into a new ``DAGSTER_HOME``: one run per tenant at a
-#: time (run queue, by partition = tenant, whoever launched the run), DuckDB-writing steps serialised across runs (pool ``duckdb``), run
-#: retries for scheduled runs, and no telemetry (loopback only).
+#: time (run queue, by partition = tenant, whoever launched the run), one step at a time in
+#: any pool a step joins (no asset joins one today: runs share the DuckDB file through
+#: short connections that wait with backoff), run retries for scheduled runs, and no
+#: telemetry (loopback only).
 DAGSTER_YAML = """\
 # Written by sync-pipeline on first use; edit freely.
 concurrency:
