@@ -453,3 +453,28 @@ def test_C7_G7_a_deletion_whose_tripletex_record_still_exists_is_not_carried_out
     assert report.successes == 0
     assert env.svenn.get("customers", customer["id"])["name"] == "Fortsatt Her AS"
     assert [link[3] for link in env.links("customer")] == ["active"]
+
+
+def test_G5_a_svenn_create_repeated_after_a_lost_outcome_is_replayed_by_its_key(apply_env):
+    env = apply_env
+    row = {
+        "entity": "customer",
+        "target": "svenn",
+        "operation": "create",
+        "tripletex_id": 900,
+        "key": "601",
+        "payload": {"name": "Vik Rør", "customer_number": "601", "is_active": True},
+        "base_after": {**CUSTOMER_BASE, "number": "601", "name": "Vik Rør"},
+    }
+    env.plan(R1, row)
+    assert env.execute(R1).successes == 1
+    # the outcome is lost (say the process died before its commit): no link, create again
+    env.query("DELETE FROM sync.links")
+    env.plan("run-2", row)
+    assert env.execute("run-2").successes == 1
+
+    keys = env.query("SELECT DISTINCT idempotency_key FROM sync.operations")
+    assert len(keys) == 1 and keys[0][0].startswith("sync:acme:customer:tripletex:900:")
+    created = [c for c in env.svenn.list_all("customers") if c["customer_number"] == "601"]
+    assert len(created) == 1  # Svenn answered the repeat with the first record
+    assert [link[:2] for link in env.links("customer")] == [(created[0]["id"], 900)]
