@@ -176,3 +176,31 @@ def test_G10_the_runs_summary_counts_what_each_run_did(synced):
     assert all(json.loads(requests)[system]["extract"] > 0 for system in ("svenn", "tripletex"))
     assert duration > 0
     assert rows[1][3:5] == (0, closed)  # nothing changed: nothing opened; resolved ones counted
+
+
+def test_P5_E2_generated_numbers_reach_both_systems_and_tripletex_is_never_deleted_in(synced):
+    tenant, *_ = synced
+    world = generate_world(WORLD_SEED, "demo")
+    tx, sv = tenant.clients()
+    for case, entity, tx_field, svenn_field in (
+        ("P5", "project", "number", "display_id"),
+        ("E2", "employee", "employeeNumber", "employee_number"),
+    ):
+        numbers = []
+        for _, _, tripletex_id in world.cases[case]:
+            ((svenn_id,),) = tenant.query(
+                "SELECT svenn_id FROM sync.links WHERE entity = ? AND tripletex_id = ? "
+                "AND state = 'active'",
+                entity,
+                tripletex_id,
+            )
+            path = f"/{entity}/{tripletex_id}"
+            number = tx.get(path, fields=tx_field)[tx_field]
+            assert number and str(number).isdigit(), (case, tripletex_id)
+            assert sv.get(f"{entity}s", svenn_id)[svenn_field] == number, (case, tripletex_id)
+            numbers.append(number)
+        assert len(set(numbers)) == len(numbers)  # each record its own number
+    tx.close()
+    sv.close()
+    requests = tenant.tripletex_sandbox.stats(tenant.tripletex_key)["requests"]
+    assert not [r for r in requests if r.startswith("DELETE")]
