@@ -95,3 +95,20 @@ def test_tenants_command_marks_a_tenant_whose_runs_keep_failing(workspace, monke
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[2:]}
     assert "FAILING (2 runs in a row)" in lines["acme"] and "failed" in lines["acme"]
     assert "FAILING" not in lines["bygg"] and "failed" in lines["bygg"]
+
+
+def test_the_instance_queues_one_run_per_tenant_and_retries_failed_runs(tmp_path, monkeypatch):
+    from sync_pipeline import cli
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    instance = cli.dagster_instance()  # writes dagster.yaml into a new home
+    try:
+        queue = instance.get_concurrency_config().run_queue_config
+        assert {
+            "key": "dagster/partition",  # the tenant: one run per value at a time
+            "value": {"applyLimitPerUniqueValue": True},
+            "limit": 1,
+        } in queue.tag_concurrency_limits
+        assert instance.run_retries_enabled  # scheduled runs ask for a retry by tag
+    finally:
+        instance.dispose()
