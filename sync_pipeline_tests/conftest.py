@@ -7,11 +7,20 @@ world and must be treated as read-only.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from sync_pipeline.sandbox.process import SandboxProcess
+
+# Property-based tests (hypothesis, schemathesis) explore new examples on developers'
+# machines, and replay the same ones in CI so a submission's result is repeatable.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
+
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = REPO_ROOT.parent / "shared" / "reference" / "tripletex"
