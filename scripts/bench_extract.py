@@ -13,9 +13,9 @@ own (``ru_maxrss``; ``--tracemalloc`` adds Python's allocation peak, at some spe
    API's budget), skipped with ``--skip-rate-limited``.
 
 It checks that the Tripletex side needs no more requests than the pages require:
-1 session + 1 ``>whoAmI`` (P10's default project manager, asked on full extracts) +
-ceil((n + 1) / 1000) per listing (a listing ends at its first short page), with
-customers listed twice (active and inactive).
+1 session + 1 ``>whoAmI`` and the ``assignableProjectManagers`` listing (P10, asked on
+full extracts) + ceil((n + 1) / 1000) per listing (a listing ends at its first short
+page), with customers listed twice (active and inactive).
 """
 
 from __future__ import annotations
@@ -139,13 +139,16 @@ def _run_child(tenants: Path, db: Path, *, incremental_after: bool, trace: bool)
     return json.loads(lines[-1])
 
 
-def _expected_tripletex_requests(counts: dict[str, int], inactive: int, page: int = 1000) -> int:
+def _expected_tripletex_requests(
+    counts: dict[str, int], inactive: int, managers: int, page: int = 1000
+) -> int:
     def pages(n: int) -> int:
         return math.floor(n / page) + 1  # the last page is the first short one
 
     active = counts["tripletex_customers"] - inactive
     return (
         2  # session + >whoAmI
+        + pages(managers)
         + pages(counts["tripletex_employees"])
         + pages(active)
         + pages(inactive)
@@ -219,8 +222,8 @@ def main() -> None:
                 trace=args.tracemalloc,
             )
             counts = {k: v["dagster/row_count"] for k, v in report["runs"][0]["assets"].items()}
-            inactive = _inactive_customers(tmpdir / "a" / "bench.duckdb")
-            expected = _expected_tripletex_requests(counts, inactive)
+            inactive, managers = _inactive_customers_and_managers(tmpdir / "a" / "bench.duckdb")
+            expected = _expected_tripletex_requests(counts, inactive, managers)
             _print_report("rate limits off", report, expected)
 
         if args.skip_rate_limited:
@@ -242,14 +245,14 @@ def main() -> None:
             _print_report("Tripletex sandbox at 100 requests / 10 s", report, expected)
 
 
-def _inactive_customers(db: Path) -> int:
+def _inactive_customers_and_managers(db: Path) -> tuple[int, int]:
     import duckdb
 
     with duckdb.connect(str(db), read_only=True) as conn:
-        (n,) = conn.execute(
-            "SELECT count(*) FROM staging.tripletex_customers WHERE NOT is_active"
+        return conn.execute(
+            "SELECT (SELECT count(*) FROM staging.tripletex_customers WHERE NOT is_active), "
+            "(SELECT count(*) FROM staging.tripletex_project_managers)"
         ).fetchone()
-    return n
 
 
 if __name__ == "__main__":

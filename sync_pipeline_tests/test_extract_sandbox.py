@@ -476,6 +476,15 @@ def test_P10_the_integration_user_is_landed_once_and_refreshed_by_full_extracts(
     extract()
     ((employee_id, first_fetch),) = harness.rows(context)
     assert employee_id == me["employeeId"]
+    tx = harness.tx_client()
+    assignable = tx.list_all("/employee", {"assignableProjectManagers": True}, "id")
+    everyone = tx.list_all("/employee", None, "id")
+    tx.close()
+    landed = harness.rows(
+        "SELECT list(employee_id ORDER BY employee_id) FROM staging.tripletex_project_managers"
+    )
+    assert 0 < len(assignable) < len(everyone)  # the demo world has employees without access
+    assert landed == [(sorted(e["id"] for e in assignable),)]
     extract()
     assert harness.rows(context) == [(employee_id, first_fetch)]  # incremental: not asked again
     extract(full=True)

@@ -274,6 +274,16 @@ CREATE TABLE IF NOT EXISTS sync.tenant_context (
 );
 """,
     ),
+    (
+        6,
+        "the Tripletex employees who may manage projects",
+        """
+-- P10: GET /employee?assignableProjectManagers=true, landed with the token owner.
+CREATE TABLE IF NOT EXISTS staging.tripletex_project_managers (
+  tenant VARCHAR NOT NULL, employee_id BIGINT NOT NULL
+);
+""",
+    ),
 ]
 
 

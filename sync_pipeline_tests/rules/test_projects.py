@@ -321,3 +321,21 @@ def test_P10_svenn_manager_change_to_an_employee_without_access_is_not_sent(rule
     rules.tripletex.records["project"][0]["project_manager_id"] = 41
     res = rules.run()
     assert res.brief() == [("project", "svenn", "update", 5, 95, {"project_manager_id": 1})]
+
+
+def test_P10_tripletex_assignable_managers_list_decides_not_the_user_type(rules):
+    """Once the extract has landed ``/employee?assignableProjectManagers=true``, that list —
+    not the userType — says who may manage projects."""
+    rules.config["default_project_manager_employee_number"] = "1"
+    _manager(rules, 1, 41, user_type="EXTENDED", number="7")  # not on the list
+    rules.tripletex.employee(42, number="1", last_name="Sjef", user_type="NO_ACCESS")
+    rules.svenn.project(1, number="100", project_manager_id=1)
+    rules._write()
+    with SyncDuckDB(database=rules.db).get_connection() as conn:
+        conn.execute("INSERT INTO staging.tripletex_project_managers VALUES (?, 42)", [TENANT])
+    res = rules.run(write=False)
+    (create,) = res.ops("project", "create")
+    assert create["payload"]["projectManager"] == {"id": 42}
+    assert [c for c in res.codes() if c[1] == "project"] == [
+        ("PROJECT_MANAGER_DEFAULTED", "project", 1, None)
+    ]

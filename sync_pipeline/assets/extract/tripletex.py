@@ -4,7 +4,9 @@ Listings (each paged by ``from``/``count``, sorted by id, until a short page, as
 for the fields the sync uses): ``/employee``; ``/customer`` twice, ``isInactive=false`` and
 ``isInactive=true`` (the API hides inactive customers by default, and a forgotten one would
 look deleted); ``/project`` with participants' employee ids, ``isInternal`` and
-``mainProject`` in the same listing, so no per-project calls.
+``mainProject`` in the same listing, so no per-project calls. With the employees, when not
+known yet and on every full extract: ``>whoAmI`` and ``/employee?assignableProjectManagers=true``
+(ids only) into ``staging.tripletex_project_managers`` — who may manage projects (P10).
 
 Every page is fetched with ``If-None-Match``: a probe value on a full extract, the page's
 stored ``versionDigest`` on an incremental one. A 304 keeps that page's stored rows as they
@@ -137,8 +139,10 @@ def fetch(
 
 
 def land_token_owner(duckdb: SyncDuckDB, client: TripletexClient, tenant: str, mode: str) -> None:
-    """P10's default project manager is the user the integration logs in as: one
-    ``>whoAmI`` when it is not known yet, and again on every full extract."""
+    """P10's default project manager is the user the integration logs in as, and a manager
+    must be one Tripletex lets manage projects: ``>whoAmI`` and
+    ``/employee?assignableProjectManagers=true`` when not known yet, and again on every
+    full extract (so a change of access is seen at the latest by the nightly one)."""
     with duckdb.get_connection() as conn:
         known = conn.execute(
             "SELECT 1 FROM sync.tenant_context WHERE tenant = ?", [tenant]
@@ -146,11 +150,25 @@ def land_token_owner(duckdb: SyncDuckDB, client: TripletexClient, tenant: str, m
     if known and mode != "full":
         return
     me = client.who_am_i()
+    managers = client.list_all("/employee", {"assignableProjectManagers": True}, "id")
     with duckdb.get_connection() as conn:
-        conn.execute(
-            "INSERT OR REPLACE INTO sync.tenant_context VALUES (?, ?, ?, now())",
-            [tenant, me.get("employeeId"), me.get("companyId")],
-        )
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(
+                "INSERT OR REPLACE INTO sync.tenant_context VALUES (?, ?, ?, now())",
+                [tenant, me.get("employeeId"), me.get("companyId")],
+            )
+            conn.execute(
+                "DELETE FROM staging.tripletex_project_managers WHERE tenant = ?", [tenant]
+            )
+            conn.execute(
+                "INSERT INTO staging.tripletex_project_managers SELECT ?, unnest(?::BIGINT[])",
+                [tenant, [m["id"] for m in managers]],
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
 
 def extract_entity(

@@ -24,7 +24,7 @@ from sync_pipeline.assets.rules.canonical import (
     svenn_ref_json_sql,
     tripletex_json_sql,
 )
-from sync_pipeline.assets.rules.merge import MANAGER_USER_TYPES
+from sync_pipeline.assets.rules.merge import may_manage_projects_sql
 from sync_pipeline.assets.rules.step import (
     bind,
     in_transaction,
@@ -46,14 +46,14 @@ class Defaults:
 def tenant_defaults(conn: duckdb.DuckDBPyConnection, tenant: str, config) -> Defaults:
     """P10/E4 defaults: the configured employee number, else the integration's own user
     (``>whoAmI``, landed by the extract in ``sync.tenant_context``), else the lowest-id
-    EXTENDED employee; the manager's department stands in for "the first department"
+    EXTENDED employee — each only if Tripletex lets them manage projects; the manager's department stands in for "the first department"
     (extraction does not land departments).
     """
     row = conn.execute(
         f"""
         SELECT e.id, e.department_id FROM staging.tripletex_employees e
         LEFT JOIN sync.tenant_context c ON c.tenant = e.tenant
-        WHERE e.tenant = $tenant AND NOT e.deleted AND e.user_type IN {MANAGER_USER_TYPES}
+        WHERE e.tenant = $tenant AND NOT e.deleted AND {may_manage_projects_sql("e")}
         ORDER BY coalesce(trim(e.number) = $number, false) DESC,
                  coalesce(e.id = c.tripletex_employee_id, false) DESC,
                  e.user_type <> 'EXTENDED', e.id
@@ -104,9 +104,9 @@ def p10_p11_to_tripletex_sql() -> str:
         WHEN field = 'customer_id' AND unmapped THEN NULL
         WHEN field = 'project_manager_id' AND NOT coalesce(
                (starts_with(value, '{PENDING_SVENN}') AND $pending_can_manage)
-               OR value IN (SELECT CAST(id AS VARCHAR) FROM staging.tripletex_employees
-                            WHERE tenant = $tenant AND NOT deleted
-                              AND user_type IN {MANAGER_USER_TYPES}), false)
+               OR value IN (SELECT CAST(e.id AS VARCHAR) FROM staging.tripletex_employees e
+                            WHERE e.tenant = $tenant AND NOT e.deleted
+                              AND {may_manage_projects_sql("e")}), false)
           THEN CAST($default_pm AS VARCHAR)
         ELSE value END AS sent
     FROM ({_source_values("svenn")})

@@ -36,10 +36,16 @@ from sync_pipeline.assets.rules.step import (
 )
 from sync_pipeline.model import ENTITIES, staging_table
 
-#: P10: Tripletex employees who may manage projects, judged by userType as the sandbox does.
-#: The real list is ``GET /employee?assignableProjectManagers=true``; extraction could land
-#: it as a staging flag later and this predicate would read that instead.
-MANAGER_USER_TYPES = "('EXTENDED', 'STANDARD')"
+
+def may_manage_projects_sql(employee: str) -> str:
+    """P10: Tripletex lets the staged employee row ``employee`` manage projects — it is on the
+    ``assignableProjectManagers`` list the extract lands; until a list is landed for the
+    tenant, judged by userType (EXTENDED and STANDARD users may, NO_ACCESS may not)."""
+    managers = "SELECT employee_id FROM staging.tripletex_project_managers WHERE tenant = $tenant"
+    return (
+        f"(CASE WHEN EXISTS ({managers}) THEN {employee}.id IN ({managers}) "
+        f"ELSE {employee}.user_type IN ('EXTENDED', 'STANDARD') END)"
+    )
 
 
 def _side_values(side: str) -> str:
@@ -134,7 +140,7 @@ def blocks_sql() -> str:
       WHEN m.write_to = 'tripletex' AND m.field = 'project_manager_id' AND NOT (
              (starts_with(m.merged, '$svenn:') AND $pending_can_manage)
              OR EXISTS (SELECT 1 FROM staging.tripletex_employees e WHERE e.tenant = $tenant
-                        AND NOT e.deleted AND e.user_type IN {MANAGER_USER_TYPES}
+                        AND NOT e.deleted AND {may_manage_projects_sql("e")}
                         AND CAST(e.id AS VARCHAR) = m.merged)) THEN 'P10'
       WHEN m.write_to = 'svenn' AND m.ref_entity IS NOT NULL AND m.merged IS NOT NULL
            AND m.ref_json IS NULL THEN
