@@ -1,23 +1,22 @@
-"""Runs as the schedules launch them: the schedule's run requests, the default executor (one
-process per step, steps of a run side by side), two tenants at once through one instance."""
+"""Runs as the schedules launch them: the schedule's run requests, each run in its own process
+with the default executor (one process per step, steps of a run side by side), two tenants at
+once in one instance."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from sync_pipeline_tests.ops.conftest import REPO_ROOT
 from sync_pipeline_tests.ops.test_cli_run import _company, _linked_pairs_agree
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def sync_job_def() -> dg.JobDefinition:
-    """The code location's ``sync_job``, rebuilt in every step process."""
-    from sync_pipeline.definitions import defs
-
-    return defs.resolve_job_def("sync_job")
+DAGSTER = Path(sys.executable).parent / "dagster"
 
 
 def test_two_tenants_launched_by_the_schedule_sync_side_by_side(
@@ -30,25 +29,45 @@ def test_two_tenants_launched_by_the_schedule_sync_side_by_side(
     _company(workspace, tripletex_sandbox, svenn_sandbox, "nord")
     _company(workspace, tripletex_sandbox, svenn_sandbox, "sor", seed="world", world_seed=7)
     for name in ("SYNC_TENANTS_FILE", "SYNC_DUCKDB_PATH", "DAGSTER_HOME"):
-        monkeypatch.setenv(name, workspace.env[name])  # inherited by the step processes
+        monkeypatch.setenv(name, workspace.env[name])
     instance = cli.dagster_instance()
     try:
         ensure_tenant_partitions(instance, ["nord", "sor"])
         requests = incremental_sync_schedule(dg.build_schedule_context(instance=instance))
-        assert [r.partition_key for r in requests] == ["nord", "sor"]
+    finally:
+        instance.dispose()
+    assert [r.partition_key for r in requests] == ["nord", "sor"]
 
-        def launch(request: dg.RunRequest) -> dg.JobExecutionResult:
-            tags = {**request.tags, "dagster/partition": request.partition_key}
-            return dg.execute_job(dg.reconstructable(sync_job_def), instance, tags=tags)
+    # the run launcher gives every run its own process; the runs' steps get theirs
+    runs = [
+        subprocess.Popen(
+            [
+                str(DAGSTER),
+                *("job", "execute", "-m", "sync_pipeline.definitions", "-j", "sync_job"),
+                *("--tags", json.dumps({**r.tags, "dagster/partition": r.partition_key})),
+            ],
+            cwd=REPO_ROOT,
+            env=workspace.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for r in requests
+    ]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [out[-3000:] for out in outputs]
 
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            results = list(pool.map(launch, requests))
-        for result in results:
-            assert result.success, [
-                e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"
-            ]
-            step_pids = {e.pid for e in result.all_events if e.event_type_value == "STEP_START"}
-            assert len(step_pids) > 1  # the steps ran in their own processes
+    instance = dg.DagsterInstance.from_config(workspace.env["DAGSTER_HOME"])
+    try:
+        for key in ("nord", "sor"):
+            (record,) = instance.get_run_records(
+                dg.RunsFilter(job_name="sync_job", tags={"dagster/partition": key})
+            )
+            assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+            starts = instance.all_logs(
+                record.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_START
+            )
+            assert len({e.dagster_event.pid for e in starts}) > 1  # a process per step
     finally:
         instance.dispose()
     for key in ("nord", "sor"):
