@@ -292,11 +292,12 @@ class SandboxHub:
         return allowed, headers
 
     # -- statistics -----------------------------------------------------------------------
-    def record(self, key: str | None, method: str, template: str) -> None:
+    def record(self, key: str | None, method: str, template: str, writes: int = 1) -> None:
+        """Count a request; a write to a record resource adds ``writes`` (a bulk's N)."""
         stats = self.stats[key or "-"]
         stats.requests[f"{method} {template}"] += 1
         if method in ("POST", "PUT", "PATCH", "DELETE") and self.is_write_template(template):
-            stats.writes += 1
+            stats.writes += writes
             self.mark_dirty()
 
     def is_write_template(self, template: str) -> bool:
@@ -314,6 +315,16 @@ class SandboxHub:
                 total.requests.update(stats.requests)
                 total.writes += stats.writes
         return total.as_json()
+
+
+#: ASGI scope key: how many record writes one request carries when not one (a bulk's N).
+WRITES_IN_REQUEST = "sandbox.writes"
+
+
+def count_writes(scope: dict[str, Any], writes: int) -> None:
+    """Let the statistics count this request as ``writes`` writes (it is still one request
+    for the rate limit, which was charged before the handler ran)."""
+    scope[WRITES_IN_REQUEST] = writes
 
 
 class SandboxMiddleware:
@@ -353,7 +364,7 @@ class SandboxMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or path
-            hub.record(key, method, template)
+            hub.record(key, method, template, scope.get(WRITES_IN_REQUEST, 1))
 
 
 def _adding_headers(send: Callable, headers: list[tuple[bytes, bytes]]) -> Callable:

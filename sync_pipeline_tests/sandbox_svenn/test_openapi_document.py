@@ -192,3 +192,32 @@ def test_errors_rate_limit_headers_error_log_and_company_are_documented(doc):
     assert set(company["properties"]) == {"id", "name", "organization_number"}
     assert "get" in doc["paths"]["/api/v1/integrations/tripletex/errors"]
     assert "200" in operation(doc, "get", "/company")["responses"]
+
+
+def test_bulk_writes_are_documented_per_resource(doc, spec_tables):
+    request = doc["components"]["schemas"]["BulkRequest"]
+    assert request["required"] == ["operations"] and request["additionalProperties"] is False
+    operations = request["properties"]["operations"]
+    assert (operations["minItems"], operations["maxItems"]) == (1, 100)
+    kinds = {}
+    for option in operations["items"]["oneOf"]:
+        schema = resolve(doc, option)
+        kinds[schema["properties"]["op"]["const"]] = schema
+    assert {kind: set(schema["required"]) for kind, schema in kinds.items()} == {
+        "create": {"op", "data"},
+        "update": {"op", "id", "data"},
+        "delete": {"op", "id"},
+    }
+    assert "idempotency_key" in kinds["create"]["properties"]
+    assert all("if_match" in kinds[kind]["properties"] for kind in ("update", "delete"))
+    for resource in spec_tables:
+        op = operation(doc, "post", f"/{resource}/bulk")
+        assert {"200", "400", "401", "429", "5XX"} <= set(op["responses"])
+        body = op["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/BulkRequest"}
+        results = resolve(doc, op["responses"]["200"]["content"]["application/json"]["schema"])
+        result = resolve(doc, results["properties"]["results"]["items"])
+        assert set(result["required"]) == {"status", "record", "error"}
+        assert set(result["properties"]["status"]["enum"]) == {200, 201, 204, 404, 409, 412, 422}
+        record = [o for o in result["properties"]["record"]["anyOf"] if o != {"type": "null"}]
+        assert resolve(doc, record[0]) == doc["components"]["schemas"][MODEL[resource]]

@@ -46,6 +46,18 @@ class ApiError(Exception):
     def response(self) -> Response:
         return error_response(self.status, self.code, self.message, self.fields, self.headers)
 
+    def detail(self) -> dict:
+        """The ``error`` object alone, as a bulk operation's result carries it."""
+        return error_detail(self.code, self.message, self.fields)
+
+
+def error_detail(code: str, message: str, fields: dict[str, str] | None = None) -> dict:
+    """``{"code", "message", "fields"?}``: ``fields`` only when there are any."""
+    error: dict = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return error
+
 
 def error_response(
     status: int,
@@ -55,8 +67,6 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> Response:
     code = code or DEFAULT_CODES.get(status, f"http_{status}")
-    error: dict = {"code": code, "message": message or code.replace("_", " ").capitalize()}
-    if fields:
-        error["fields"] = fields
+    error = error_detail(code, message or code.replace("_", " ").capitalize(), fields)
     body = json.dumps({"error": error}, ensure_ascii=False).encode()
     return Response(body, status_code=status, headers=headers, media_type="application/json")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 Name255 = Annotated[str, Field(min_length=1, max_length=255)]
 Name100 = Annotated[str, Field(min_length=1, max_length=100)]
@@ -200,4 +200,83 @@ RESOURCE_MODELS = {
     "projects": (Project, ProjectCreate, ProjectPatch, ProjectList),
     "customers": (Customer, CustomerCreate, CustomerPatch, CustomerList),
     "employees": (Employee, EmployeeCreate, EmployeePatch, EmployeeList),
+}
+
+
+# -- bulk writes ----------------------------------------------------------------------------------
+# ``data`` is documented as any object on purpose: its fields are checked per operation (a bad
+# one is that operation's 422 inside a 200), so the resource's Create/Patch schema does not
+# decide whether the request as a whole is accepted; only the envelope does (else 400).
+_DATA_CREATE = (
+    "The new record's fields, as the resource's create body (e.g. CustomerCreate); "
+    "checked for this operation alone."
+)
+_DATA_PATCH = (
+    "The fields to change, as the resource's patch body (e.g. CustomerPatch); "
+    "checked for this operation alone."
+)
+_IF_MATCH_OP = "The version the change is based on (as If-Match); another version → 412."
+
+
+class BulkCreate(_Body):
+    op: Literal["create"]
+    idempotency_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description="As the Idempotency-Key header of a single create, sharing its memory: "
+        "a key already used (singly or in a bulk) for the same data within 24 h replays the "
+        "first record; for other data the operation is 422 idempotency_key_reused.",
+    )
+    data: dict[str, Any] = Field(description=_DATA_CREATE)
+
+
+class BulkUpdate(_Body):
+    op: Literal["update"]
+    id: int
+    if_match: int | None = Field(None, ge=1, description=_IF_MATCH_OP)
+    data: dict[str, Any] = Field(description=_DATA_PATCH)
+
+
+class BulkDelete(_Body):
+    op: Literal["delete"]
+    id: int
+    if_match: int | None = Field(None, ge=1, description=_IF_MATCH_OP)
+
+
+BulkOperation = Annotated[BulkCreate | BulkUpdate | BulkDelete, Field(discriminator="op")]
+
+
+class BulkRequest(_Body):
+    operations: list[BulkOperation] = Field(
+        min_length=1,
+        max_length=100,
+        description="Applied in order and independently: one failing does not stop or undo "
+        "the others.",
+    )
+
+
+BulkStatus = Literal[201, 200, 204, 404, 409, 412, 422]
+
+
+def _bulk_results(name: str, record: type[BaseModel]) -> type[BaseModel]:
+    result = create_model(
+        f"{name}BulkResult",
+        status=(BulkStatus, Field(description="What this operation alone would have answered.")),
+        record=(
+            record | None,
+            Field(description="The created or updated record, the tombstone of a deleted one."),
+        ),
+        error=(ErrorDetail | None, Field(description="Why this operation failed.")),
+    )
+    return create_model(
+        f"{name}BulkResults",
+        results=(list[result], Field(description="One per operation, in the same order.")),
+    )
+
+
+#: resource → the bulk response body, its records typed as the resource's.
+BULK_RESULT_MODELS = {
+    resource: _bulk_results(models[0].__name__, models[0])
+    for resource, models in RESOURCE_MODELS.items()
 }

@@ -7,7 +7,6 @@ and answered with pre-serialised JSON; the pydantic models only document them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Annotated, Any
@@ -15,16 +14,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 
+from sync_pipeline.sandbox import core
+from sync_pipeline.sandbox.svenn import bulk
 from sync_pipeline.sandbox.svenn.errors import ApiError
 from sync_pipeline.sandbox.svenn.fields import ERROR_LOG_FIELDS, RESOURCES, error_log_problems
 from sync_pipeline.sandbox.svenn.hub import API_PREFIX, SvennHub
 from sync_pipeline.sandbox.svenn.models import (
+    BULK_RESULT_MODELS,
     RESOURCE_MODELS,
+    BulkRequest,
     CompanyInfo,
     ErrorBody,
     IntegrationErrors,
 )
-from sync_pipeline.sandbox.svenn.store import Company, decode_cursor, encode_cursor
+from sync_pipeline.sandbox.svenn.store import Company, decode_cursor, dump_json, encode_cursor
 from sync_pipeline.sandbox.svenn.timestamps import parse_rfc3339
 
 _ERROR_DESCRIPTIONS = {
@@ -52,8 +55,12 @@ def errors(*statuses: int | str) -> dict[int | str, dict[str, Any]]:
 def json_response(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    return Response(body, status_code=status, headers=headers, media_type=_JSON)
+    return Response(dump_json(payload), status_code=status, headers=headers, media_type=_JSON)
+
+
+def idempotency_scope(resource: str) -> str:
+    """Where a resource's Idempotency-Keys live: one memory for single and bulk creates."""
+    return f"POST {API_PREFIX}/{resource}"
 
 
 async def json_body(request: Request) -> Any:
@@ -178,6 +185,42 @@ def _add_resource_routes(router: APIRouter, resource: str) -> None:
     number_conflicts = (409,) if resource != "projects" else ()
     tags = [resource]
 
+    @router.post(
+        f"{API_PREFIX}/{resource}/bulk",
+        response_model=BULK_RESULT_MODELS[resource],
+        responses={
+            **errors(400),
+            400: {
+                "model": ErrorBody,
+                "description": "Malformed JSON, or `malformed_bulk`: not an object with "
+                "1–100 `operations`, an unknown `op`, or an operation without its `id`/`data`; "
+                "nothing is applied.",
+            },
+        },
+        openapi_extra=request_body_doc(BulkRequest),
+        tags=tags,
+        operation_id=f"bulk_{resource}",
+        summary=f"Create, change and delete up to 100 {resource} in one request",
+        description="Operations are applied in order and independently; each gets its own "
+        "result (status, record or error). One request for the rate limit.",
+    )
+    async def bulk_write(request: Request, company: CurrentCompany) -> Response:
+        operations = bulk.parse(await json_body(request))
+        core.count_writes(request.scope, len(operations))
+        results = bulk.apply(
+            company, resource, operations, idempotency_scope=idempotency_scope(resource)
+        )
+        return Response(results, media_type=_JSON)
+
+    # Registered before /{id}: "bulk" would otherwise reach GET/PATCH/DELETE /{id} as an id (400).
+    @router.api_route(
+        f"{API_PREFIX}/{resource}/bulk",
+        methods=["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        include_in_schema=False,
+    )
+    async def bulk_other_methods() -> Response:
+        raise ApiError(405, message="a bulk request is a POST", headers={"Allow": "POST"})
+
     @router.get(
         f"{API_PREFIX}/{resource}",
         response_model=list_model,
@@ -255,26 +298,14 @@ def _add_resource_routes(router: APIRouter, resource: str) -> None:
         ),
     ) -> Response:
         body = await json_object(request)
-        scope = f"POST {API_PREFIX}/{resource}"
-        fingerprint = None
-        if idempotency_key is not None:
-            canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-            fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
-            first = company.replay(scope, idempotency_key, fingerprint)
-            if first is not None:
-                return Response(
-                    first.body,
-                    status_code=first.status,
-                    media_type=_JSON,
-                    headers={"Idempotent-Replayed": "true"},
-                )
-        record = company.create(resource, body)
-        response = json_response(
-            record, 201, headers={"Location": f"{API_PREFIX}/{resource}/{record['id']}"}
+        record, replayed = company.create_once(
+            idempotency_scope(resource), resource, body, idempotency_key
         )
-        if fingerprint is not None:
-            company.remember(scope, idempotency_key, fingerprint, 201, bytes(response.body))
-        return response
+        if replayed:
+            headers = {"Idempotent-Replayed": "true"}
+        else:
+            headers = {"Location": f"{API_PREFIX}/{resource}/{json.loads(record)['id']}"}
+        return Response(record, status_code=201, media_type=_JSON, headers=headers)
 
     @router.patch(
         f"{API_PREFIX}/{resource}/{{id}}",

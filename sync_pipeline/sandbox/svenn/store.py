@@ -18,6 +18,8 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +43,11 @@ _SINGULAR = {"projects": "project", "customers": "customer", "employees": "emplo
 def wall_seconds() -> float:
     """Wall clock for idempotency expiry (a module function so tests can move time)."""
     return time.time()
+
+
+def dump_json(payload: Any) -> bytes:
+    """Compact UTF-8 JSON, the form every response body (and idempotent replay) is sent in."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 # -- cursors ----------------------------------------------------------------------------------
@@ -175,13 +182,7 @@ class Company:
         self, resource: str, record_id: int, body: dict[str, Any], if_match: int | None
     ) -> dict[str, Any]:
         record = self.get(resource, record_id)
-        if if_match is not None and if_match != record["version"]:
-            raise ApiError(
-                412,
-                "version_mismatch",
-                f"{_SINGULAR[resource]} {record_id} is at version {record['version']}, "
-                f"not {if_match}",
-            )
+        self._check_version(resource, record, if_match)
         problems = shape_problems(resource, body, create=False)
         self._check(resource, record, body, problems)
         changes = {name: value for name, value in body.items() if record[name] != value}
@@ -195,14 +196,27 @@ class Company:
         self._index_number(table, record)
         return record
 
-    def delete(self, resource: str, record_id: int) -> None:
+    def delete(self, resource: str, record_id: int, if_match: int | None = None) -> dict[str, Any]:
+        """Soft-delete; returns the tombstone (a bulk delete's result carries it)."""
         record = self.get(resource, record_id)
+        self._check_version(resource, record, if_match)
         table = self.tables[resource]
         stamp = self.tick()
         self._unindex_number(table, record)
         record["deleted_at"] = format_us(stamp)
         record["version"] += 1
         table.touch(record, stamp)
+        return record
+
+    @staticmethod
+    def _check_version(resource: str, record: dict[str, Any], if_match: int | None) -> None:
+        if if_match is not None and if_match != record["version"]:
+            raise ApiError(
+                412,
+                "version_mismatch",
+                f"{_SINGULAR[resource]} {record['id']} is at version {record['version']}, "
+                f"not {if_match}",
+            )
 
     # -- rules that need other records ------------------------------------------------------
     def _check(
@@ -292,6 +306,27 @@ class Company:
             del table.numbers[number]
 
     # -- idempotency ------------------------------------------------------------------------
+    def create_once(
+        self, scope: str, resource: str, body: dict[str, Any], key: str | None
+    ) -> tuple[bytes, bool]:
+        """Create unless ``key`` was used for the same body within 24 h; (record JSON, replayed).
+
+        The one path of both the single POST (``Idempotency-Key`` header) and a bulk create
+        (``idempotency_key``): the same ``scope`` and key share one memory across both forms.
+        Only a successful create is remembered, so a refused one may be retried under its key.
+        """
+        fingerprint = None
+        if key is not None:
+            canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+            fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+            first = self.replay(scope, key, fingerprint)
+            if first is not None:
+                return first.body, True
+        record_json = dump_json(self.create(resource, body))
+        if fingerprint is not None:
+            self.remember(scope, key, fingerprint, 201, record_json)
+        return record_json, False
+
     def replay(self, scope: str, key: str, fingerprint: str) -> IdempotentResponse | None:
         """The first response to ``key`` within 24 h, or None; 422 if the body differs."""
         self._expire_idempotency()
