@@ -12,7 +12,16 @@ from typing import Any
 
 import pytest
 
-from sync_pipeline.resources.svenn import SvennApiError, SvennClient, format_timestamp
+from sync_pipeline.resources.http import ApiUnavailableError
+from sync_pipeline.resources.svenn import (
+    BulkResult,
+    SvennApiError,
+    SvennClient,
+    create_op,
+    delete_op,
+    format_timestamp,
+    update_op,
+)
 from sync_pipeline_tests.test_http_client import Reply, Seen, SleepRecorder, StubServer
 
 API_KEY = "svenn-SECRET-key-123"
@@ -247,6 +256,172 @@ def test_server_rate_limit_headers_pause_the_next_request(stub):
     assert sleeps.waits == [5.0]
 
 
+# -- bulk writes -----------------------------------------------------------------------------
+BULK = "/api/v1/customers/bulk"
+
+
+def bulk_answer(*results: dict[str, Any]) -> Reply:
+    return Reply(200, {"results": list(results)})
+
+
+def created(record_id: int) -> dict[str, Any]:
+    return {"status": 201, "record": {"id": record_id, "version": 1}, "error": None}
+
+
+def test_bulk_sends_the_operations_and_returns_typed_results_in_order(stub):
+    stub.add(
+        "POST",
+        BULK,
+        bulk_answer(
+            created(5),
+            {
+                "status": 422,
+                "record": None,
+                "error": {
+                    "code": "validation_failed",
+                    "message": f"the record is not valid (key {API_KEY})",
+                    "fields": {"name": "must not be empty"},
+                },
+            },
+            {"status": 412, "record": None, "error": {"code": "version_mismatch", "message": "v3"}},
+            {
+                "status": 204,
+                "record": {"id": 8, "deleted_at": "2026-11-29T10:00:00Z"},
+                "error": None,
+            },
+        ),
+    )
+    client = make_client(stub)
+    ops = [
+        create_op({"name": "A"}, idempotency_key="run-1:customer:1"),
+        create_op({"name": ""}, idempotency_key="run-1:customer:2"),
+        update_op(7, {"name": "B"}, if_match=2),
+        delete_op(8),
+    ]
+
+    results = client.bulk("customers", ops)
+
+    (sent,) = stub.requests_to("POST", BULK)
+    assert sent.body == {
+        "operations": [
+            {"op": "create", "idempotency_key": "run-1:customer:1", "data": {"name": "A"}},
+            {"op": "create", "idempotency_key": "run-1:customer:2", "data": {"name": ""}},
+            {"op": "update", "id": 7, "if_match": 2, "data": {"name": "B"}},
+            {"op": "delete", "id": 8, "if_match": None},
+        ]
+    }
+    assert sent.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert results[0] == BulkResult(0, "create", 201, {"id": 5, "version": 1})
+    assert results[0].ok and results[0].as_error("customers") is None
+    invalid = results[1]
+    assert (invalid.index, invalid.op, invalid.status, invalid.ok) == (1, "create", 422, False)
+    assert (invalid.record, invalid.error_code) == (None, "validation_failed")
+    assert invalid.error_fields == {"name": "must not be empty"}
+    assert API_KEY not in invalid.error_message
+    error = invalid.as_error("customers")
+    assert (error.status, error.code, error.path) == (
+        422,
+        "validation_failed",
+        "/customers/bulk[1]",
+    )
+    assert error.validation_messages == [{"field": "name", "message": "must not be empty"}]
+    assert (results[2].status, results[2].error_code, results[2].error_fields) == (
+        412,
+        "version_mismatch",
+        {},
+    )
+    assert results[3].ok and results[3].record["deleted_at"]
+    assert client.requests_by_endpoint == {"POST /customers/bulk": 1}
+
+
+@pytest.mark.parametrize("count", [0, 101])
+def test_bulk_takes_1_to_100_operations_and_sends_nothing_otherwise(stub, count):
+    client = make_client(stub)
+    with pytest.raises(ValueError, match="1 to 100"):
+        client.bulk("customers", [delete_op(n + 1) for n in range(count)])
+    assert stub.seen == []
+
+
+def test_G5_a_bulk_whose_creates_all_carry_keys_is_resent_after_a_lost_answer(stub):
+    stub.add(
+        "POST",
+        BULK,
+        Reply(200, {"results": [created(1), created(2)]}, delay=1.0),  # answer lost
+        Reply(503, {"error": {"code": "service_unavailable"}}),
+        bulk_answer(created(1), created(2)),
+    )
+    client = make_client(stub, timeout_seconds=0.2, max_retries=3)
+    ops = [create_op({"name": "A"}, "k-a"), create_op({"name": "B"}, "k-b")]
+
+    results = client.bulk("customers", ops)
+
+    assert [r.record["id"] for r in results] == [1, 2]
+    posts = stub.requests_to("POST", BULK)
+    assert len(posts) == 3 and all(p.body == posts[0].body for p in posts)
+
+
+def test_G5_a_bulk_with_an_unkeyed_create_is_never_resent(stub):
+    stub.add("POST", BULK, Reply(503, {"error": {"code": "service_unavailable"}}))
+    client = make_client(stub, max_retries=3)
+    ops = [create_op({"name": "A"}, "k-a"), create_op({"name": "B"}, None), update_op(4, {})]
+
+    with pytest.raises(SvennApiError) as info:
+        client.bulk("customers", ops)
+
+    assert info.value.status == 503 and info.value.is_transient
+    assert len(stub.requests_to("POST", BULK)) == 1
+
+
+def test_G5_a_lost_answer_to_a_bulk_with_an_unkeyed_create_is_not_resent(stub):
+    stub.add("POST", BULK, Reply(200, {"results": [created(1)]}, delay=1.0))
+    client = make_client(stub, timeout_seconds=0.2, max_retries=3)
+
+    with pytest.raises(ApiUnavailableError):
+        client.bulk("customers", [create_op({"name": "A"}, None)])
+
+    assert len(stub.requests_to("POST", BULK)) == 1
+
+
+def test_updates_and_deletes_alone_are_resent_after_a_5xx(stub):
+    stub.add("POST", BULK, Reply(502, "Bad gateway"), bulk_answer(created(1)))
+    client = make_client(stub)
+    assert client.bulk("customers", [update_op(1, {"name": "X"})])[0].ok
+    assert len(stub.requests_to("POST", BULK)) == 2
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "code"),
+    [
+        (
+            Reply(400, {"error": {"code": "malformed_bulk", "message": "m", "fields": {}}}),
+            400,
+            None,
+        ),
+        (Reply(401, {"error": {"code": "unauthorized", "message": "no"}}), 401, "unauthorized"),
+        (
+            Reply(429, {"error": {"code": "rate_limited", "message": "m"}}, {"Retry-After": "1"}),
+            429,
+            "rate_limited",
+        ),
+        (Reply(500, {"error": {"code": "internal_error", "message": "m"}}), 500, "internal_error"),
+        (Reply(200, {"results": [created(1), created(2)]}), 200, "bulk_results_malformed"),
+        (Reply(200, {"data": []}), 200, "bulk_results_malformed"),
+        (Reply(200, {"results": [{"status": "ok"}]}), 200, "bulk_results_malformed"),
+    ],
+)
+def test_only_a_whole_request_failure_raises(stub, reply, status, code):
+    stub.add("POST", BULK, reply)
+    client = make_client(stub)  # max_retries=2
+
+    with pytest.raises(SvennApiError) as info:
+        client.bulk("customers", [create_op({"name": "A"}, "k")])
+
+    assert info.value.status == status
+    assert info.value.code == (code or "malformed_bulk")
+    sent = len(stub.requests_to("POST", BULK))
+    assert sent == (3 if status == 429 else 1)  # 429 retried until the retries are spent
+
+
 # -- against the Svenn sandbox -------------------------------------------------------------
 
 
@@ -322,3 +497,106 @@ def test_sandbox_rate_limit_is_respected_without_bouncing_off_429s(rate_limited_
 
     assert client.requests_made == 9, "RateLimit-Remaining: 0 made the client wait, not retry"
     assert client.rate_limit_wait_seconds > 0
+
+
+@pytest.mark.integration
+def test_sandbox_bulk_applies_each_operation_on_its_own(sandbox_client, svenn_sandbox):
+    client = sandbox_client
+    kept = client.create("customers", {"name": "Gammel", "customer_number": "1"})
+    gone = client.create("customers", {"name": "Borte"})
+
+    results = client.bulk(
+        "customers",
+        [
+            create_op({"name": "Ny", "customer_number": "2"}, "run-1:c:2"),
+            create_op({"name": "Dobbel", "customer_number": "1"}, "run-1:c:1"),
+            update_op(kept["id"], {"name": "Endret"}, if_match=kept["version"]),
+            update_op(kept["id"], {"name": "Utdatert"}, if_match=kept["version"]),
+            delete_op(gone["id"]),
+        ],
+    )
+
+    assert [(r.index, r.op, r.status) for r in results] == [
+        (0, "create", 201),
+        (1, "create", 409),
+        (2, "update", 200),
+        (3, "update", 412),
+        (4, "delete", 204),
+    ]
+    assert results[1].error_code == "duplicate_number"
+    assert "customer_number" in results[1].error_fields
+    assert results[3].as_error("customers").code == "version_mismatch"
+    assert results[4].record["deleted_at"] is not None
+    live = sorted((c["customer_number"], c["name"]) for c in client.list_all("customers"))
+    assert live == [("1", "Endret"), ("2", "Ny")]
+    assert client.requests_by_endpoint["POST /customers/bulk"] == 1
+    stats = svenn_sandbox.stats(client.api_key)
+    assert stats["requests"]["POST /api/v1/customers/bulk"] == 1
+
+
+@pytest.mark.integration
+def test_G5_sandbox_bulk_and_single_creates_share_idempotency_keys(sandbox_client):
+    client = sandbox_client
+    single = client.create("employees", {"first_name": "Ola"}, idempotency_key="e-1")
+
+    results = client.bulk(
+        "employees",
+        [create_op({"first_name": "Ola"}, "e-1"), create_op({"first_name": "Kari"}, "e-2")],
+    )
+    again = client.create("employees", {"first_name": "Kari"}, idempotency_key="e-2")
+
+    assert results[0].record == single
+    assert again == results[1].record
+    assert len(client.list_all("employees")) == 2
+
+
+@pytest.mark.integration
+def test_G5_sandbox_bulk_is_resent_after_a_503_and_creates_once(sandbox_client, svenn_sandbox):
+    svenn_sandbox.add_fault("/customers/bulk", method="POST", status=503, count=1)
+    ops = [create_op({"name": f"K{n}"}, f"k-{n}") for n in range(3)]
+
+    results = sandbox_client.bulk("customers", ops)
+
+    assert [r.status for r in results] == [201, 201, 201]
+    assert sandbox_client.requests_by_endpoint["POST /customers/bulk"] == 2
+    assert len(sandbox_client.list_all("customers")) == 3
+
+
+@pytest.mark.integration
+def test_sandbox_bulk_with_an_unkeyed_create_raises_on_503(sandbox_client, svenn_sandbox):
+    svenn_sandbox.add_fault("/customers/bulk", method="POST", status=503, count=1)
+
+    with pytest.raises(SvennApiError) as info:
+        sandbox_client.bulk("customers", [create_op({"name": "K"}, None)])
+
+    assert info.value.status == 503
+    assert sandbox_client.requests_by_endpoint["POST /customers/bulk"] == 1
+    assert sandbox_client.list_all("customers") == []
+
+
+@pytest.mark.integration
+def test_sandbox_contract_rate_limit_counts_a_bulk_of_100_once():
+    """Started with svenn-api.md's limit (600 per 60 s): a bulk of 100 is one request of it."""
+    import requests
+
+    from sync_pipeline.sandbox.process import SandboxProcess
+
+    with SandboxProcess.start("svenn", "--seed", "empty", "--rate-limit", "600/60") as sandbox:
+        client = SvennClient(base_url=sandbox.base_url, api_key=sandbox.api_key)
+        try:
+            results = client.bulk(
+                "customers", [create_op({"name": f"K{n}"}, f"k{n}") for n in range(100)]
+            )
+            assert [r.status for r in results] == [201] * 100
+            company = requests.get(
+                f"{sandbox.base_url}/company",
+                headers={"Authorization": f"Bearer {sandbox.api_key}"},
+                timeout=10,
+            )
+        finally:
+            client.close()
+        assert company.headers["RateLimit-Limit"] == "600"
+        assert company.headers["RateLimit-Remaining"] == "598"  # the bulk, then this GET
+        stats = sandbox.stats(sandbox.api_key)
+        assert stats["writes"] == 100
+        assert stats["requests"]["POST /api/v1/customers/bulk"] == 1

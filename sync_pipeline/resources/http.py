@@ -422,6 +422,17 @@ class ApiSession:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=retry)
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)
+        # For a POST the caller vouches may be re-sent (``resend_safe``): retried after a lost
+        # response or a 502/503/504 like a PUT. urllib3 takes its Retry per adapter, hence a
+        # second session; it opens no connection until used.
+        self.resend_http = requests.Session()
+        resend = HTTPAdapter(
+            pool_connections=4,
+            pool_maxsize=pool_maxsize,
+            max_retries=retry.new(allowed_methods=IDEMPOTENT_METHODS | {"POST"}),
+        )
+        self.resend_http.mount("http://", resend)
+        self.resend_http.mount("https://", resend)
 
     # counters ---------------------------------------------------------------------------
     @property
@@ -464,14 +475,20 @@ class ApiSession:
         headers: Mapping[str, str] | None = None,
         auth: Any = None,
         expected: Collection[int] = (200, 201, 204),
+        resend_safe: bool = False,
     ) -> requests.Response:
-        """Send one logical request (retries included); raise the API's typed error otherwise."""
+        """Send one logical request (retries included); raise the API's typed error otherwise.
+
+        ``resend_safe``: the caller knows that repeating this POST cannot duplicate anything,
+        so it is retried like an idempotent method (lost response, 502/503/504).
+        """
         method = method.upper()
         clean_path = "/" + path.lstrip("/").split("?", 1)[0]
         self.limiter.acquire()
         self._count(endpoint_key(method, clean_path))
+        session = self.resend_http if resend_safe else self.http
         try:
-            response = self.http.request(
+            response = session.request(
                 method,
                 self.url(path),
                 params=params,
@@ -498,6 +515,7 @@ class ApiSession:
 
     def close(self) -> None:
         self.http.close()
+        self.resend_http.close()
 
 
 def _transport_reason(exc: requests.RequestException) -> str:

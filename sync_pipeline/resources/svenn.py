@@ -2,12 +2,14 @@
 
 Bearer auth, cursor paging (``next_cursor`` until null), ``Idempotency-Key`` on
 creates so a retried or repeated create never duplicates (G4/G5), ``If-Match``
-on updates, and the ``{"error": {code, message, fields}}`` envelope.
+on updates, bulk writes (``POST /<resource>/bulk``, typed per-operation results),
+and the ``{"error": {code, message, fields}}`` envelope.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -26,6 +28,8 @@ from sync_pipeline.resources.http import (
 
 RESOURCES = ("projects", "customers", "employees")
 _ERRORS_PATH = "/integrations/tripletex/errors"
+#: Operations one bulk request may carry (svenn-api.md, "Bulk writes").
+BULK_MAX_OPERATIONS = 100
 
 
 class SvennApiError(ApiError):
@@ -63,6 +67,61 @@ class SvennApiError(ApiError):
             request_id=response.headers.get("X-Request-Id"),
             method=method,
             path=path,
+        )
+
+
+# -- bulk writes ----------------------------------------------------------------------------------
+def create_op(data: Mapping[str, Any], idempotency_key: str | None) -> dict[str, Any]:
+    """A bulk create. Pass a key (as for ``SvennClient.create``): a bulk holding a create
+    without one cannot be re-sent safely, so the client never retries it after a lost answer."""
+    op: dict[str, Any] = {"op": "create", "data": dict(data)}
+    if idempotency_key:
+        op["idempotency_key"] = idempotency_key
+    return op
+
+
+def update_op(id: int, data: Mapping[str, Any], if_match: int | None = None) -> dict[str, Any]:
+    """A bulk update of the given fields; with ``if_match`` another version makes it a 412."""
+    return {"op": "update", "id": int(id), "if_match": if_match, "data": dict(data)}
+
+
+def delete_op(id: int, if_match: int | None = None) -> dict[str, Any]:
+    """A bulk (soft) delete; with ``if_match`` another version makes it a 412."""
+    return {"op": "delete", "id": int(id), "if_match": if_match}
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """One operation's outcome in a bulk write; ``index`` is its place in the request.
+
+    ``record`` is the created or updated record, or the tombstone of a deleted one (None on
+    error); ``error_*`` are Svenn's error code, message and field problems (None/empty on
+    success).
+    """
+
+    index: int
+    op: str
+    status: int
+    record: dict[str, Any] | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    error_fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def as_error(self, resource: str) -> SvennApiError | None:
+        """The failure as the error a single-record call would have raised (None if ok)."""
+        if self.ok:
+            return None
+        return SvennApiError(
+            status=self.status,
+            code=self.error_code,
+            message=self.error_message or "",
+            validation_messages=[{"field": k, "message": v} for k, v in self.error_fields.items()],
+            method="POST",
+            path=f"/{resource}/bulk[{self.index}]",
         )
 
 
@@ -111,6 +170,7 @@ class SvennClient(ApiClient):
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         expected: tuple[int, ...] = (200, 201, 204),
+        resend_safe: bool = False,
     ) -> requests.Response:
         return self._http().request(
             method,
@@ -119,6 +179,7 @@ class SvennClient(ApiClient):
             json=json,
             headers={"Authorization": f"Bearer {self.api_key}", **(headers or {})},
             expected=expected,
+            resend_safe=resend_safe,
         )
 
     # -- records --------------------------------------------------------------------------
@@ -190,6 +251,65 @@ class SvennClient(ApiClient):
 
     def delete(self, resource: str, id: int) -> None:
         self._request("DELETE", f"/{resource}/{id}", expected=(200, 204))
+
+    def bulk(self, resource: str, operations: Sequence[Mapping[str, Any]]) -> list[BulkResult]:
+        """Apply 1–100 operations (``create_op``/``update_op``/``delete_op``) in one request.
+
+        Svenn applies them in order and independently, so a refused operation is a
+        :class:`BulkResult` with its status and error, never an exception; only a failure of
+        the whole request raises :class:`SvennApiError` (400 malformed, 401, 429 once the
+        retries are spent, 5xx) or ``ApiUnavailableError``, and then nothing of it is known
+        to have been applied — except after a lost answer, see below.
+
+        Re-sending invariant: a bulk whose answer is lost (timeout, dropped connection,
+        502/503/504) may have been applied, so it is re-sent only if every create in it
+        carries an ``idempotency_key`` — its creates then replay instead of duplicating (G5).
+        Updates and deletes are safe to repeat: an update sets the same fields (with
+        ``if_match`` a repeat of one that landed is a 412 for that operation), a repeated
+        delete is a 404. A bulk with an unkeyed create is sent once; 429 is always retried,
+        since Svenn applied nothing then.
+        """
+        ops = [dict(op) for op in operations]
+        if not 1 <= len(ops) <= BULK_MAX_OPERATIONS:
+            raise ValueError(f"a bulk takes 1 to {BULK_MAX_OPERATIONS} operations, not {len(ops)}")
+        path = f"/{resource}/bulk"
+        resend_safe = all(op.get("op") != "create" or op.get("idempotency_key") for op in ops)
+        response = self._request(
+            "POST", path, json={"operations": ops}, expected=(200,), resend_safe=resend_safe
+        )
+        try:
+            results = response.json()["results"]
+            if not isinstance(results, list) or len(results) != len(ops):
+                raise ValueError(f"{len(results)} results for {len(ops)} operations")
+            return [
+                self._bulk_result(i, op["op"], result)
+                for i, (op, result) in enumerate(zip(ops, results, strict=True))
+            ]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise SvennApiError(
+                status=response.status_code,
+                code="bulk_results_malformed",
+                message=self._http().redact(f"the bulk answer does not fit the request: {exc}"),
+                method="POST",
+                path=path,
+            ) from None
+
+    def _bulk_result(self, index: int, op: str, result: Mapping[str, Any]) -> BulkResult:
+        status = result["status"]
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise ValueError(f"status {status!r} of operation {index}")
+        error = result.get("error") or {}
+        fields = error.get("fields") or {}
+        secrets = self._secrets()
+        return BulkResult(
+            index=index,
+            op=op,
+            status=status,
+            record=result.get("record"),
+            error_code=error.get("code"),
+            error_message=redact(str(error["message"]), secrets) if "message" in error else None,
+            error_fields={str(k): redact(str(v), secrets) for k, v in fields.items()},
+        )
 
     # -- company and error log -------------------------------------------------------------
     def get_company(self) -> dict[str, Any]:
