@@ -187,8 +187,13 @@ class ApiRetry(Retry):
     """urllib3 ``Retry`` with the rules both APIs need.
 
     - 429 is retried for every method: the request was not processed.
-    - 502/503/504 and connection errors are retried for idempotent methods only;
-      500 only for GET/HEAD (a 500 on a write may have half-happened).
+    - 502/503/504 are retried for idempotent methods only; 500 only for GET/HEAD
+      (a 500 on a write may have half-happened).
+    - A connection that was never made (refused, connect timeout) is retried for every
+      method: nothing was sent. Any other transport error (read timeout, a connection
+      dropped or a TLS error after the request went out) is retried for idempotent
+      methods only: a POST may have been committed late, and Tripletex has no
+      idempotency key, so repeating it could create the record twice (G5).
     - The wait is ``Retry-After``, else (on 429) ``X-Rate-Limit-Reset``/``RateLimit-Reset``,
       else exponential backoff with jitter; Tripletex sends 429 without any reset
       header, so a bare 429 waits ``rate_limited_backoff`` seconds, doubling.
@@ -219,6 +224,25 @@ class ApiRetry(Retry):
         kw.setdefault("sleeper", self.sleeper)
         kw.setdefault("on_retry", self.on_retry)
         return super().new(**kw)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> ApiRetry:
+        # urllib3 repeats errors it counts as neither connect nor read errors (e.g. a TLS
+        # error while reading the answer) for every method; a POST is not repeated then.
+        if (
+            error is not None
+            and not self._is_connection_error(error)
+            and not self._is_method_retryable(method or "")
+        ):
+            raise error.with_traceback(_stacktrace)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         method = method.upper()

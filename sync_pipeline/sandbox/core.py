@@ -93,13 +93,23 @@ class RollingWindowLimiter:
 
 @dataclass
 class Fault:
-    """The next ``count`` matching requests wait ``delay_ms``, then fail with ``status``."""
+    """The next ``count`` matching requests wait ``delay_ms``, then fail with ``status``.
+
+    ``after_commit`` makes it a *late commit*: the request is carried out and committed
+    first, then the delay and status apply to its response, so a client that gave up
+    (read timeout, 5xx) never learns that the write landed (G5). ``commit_delay_ms``
+    (with ``after_commit`` only) is a *slow* commit: the request is carried out that much
+    later, even when the client has gone meanwhile (what the real APIs do with a request
+    they have received).
+    """
 
     path: re.Pattern[str]
     method: str | None = None
     status: int | None = None
     count: int = 1
     delay_ms: int = 0
+    after_commit: bool = False
+    commit_delay_ms: int = 0
 
     @classmethod
     def from_json(cls, body: Any) -> Fault:
@@ -117,8 +127,23 @@ class Fault:
             raise SandboxError("'count' must be a positive integer")
         if not isinstance(delay, int) or delay < 0:
             raise SandboxError("'delay_ms' must be a non-negative integer")
+        after_commit, commit_delay = body.get("after_commit", False), body.get("commit_delay_ms", 0)
+        if not isinstance(after_commit, bool):
+            raise SandboxError("'after_commit' must be true or false")
+        if not isinstance(commit_delay, int) or commit_delay < 0:
+            raise SandboxError("'commit_delay_ms' must be a non-negative integer")
+        if commit_delay and not after_commit:
+            raise SandboxError("'commit_delay_ms' needs 'after_commit': true")
         method = body.get("method")
-        return cls(pattern, method.upper() if method else None, status, count, delay)
+        return cls(
+            pattern,
+            method.upper() if method else None,
+            status,
+            count,
+            delay,
+            after_commit=after_commit,
+            commit_delay_ms=commit_delay,
+        )
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and bool(self.path.search(path))
@@ -347,6 +372,9 @@ class SandboxMiddleware:
                 fault.count -= 1
                 if fault.count <= 0:
                     hub.faults.remove(fault)
+                if fault.after_commit:
+                    await self._late_commit(fault, key, scope, receive, send)
+                    return
                 if fault.delay_ms:
                     await asyncio.sleep(fault.delay_ms / 1000)
                 if fault.status is not None:
@@ -365,6 +393,58 @@ class SandboxMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or path
             hub.record(key, method, template, scope.get(WRITES_IN_REQUEST, 1))
+
+    async def _late_commit(
+        self, fault: Fault, key: str | None, scope: dict, receive: Callable, send: Callable
+    ) -> None:
+        """Carry the request out (whether or not its client is still there), then delay
+        and/or replace the response as the fault says."""
+        hub = self.hub
+        replay = await _buffered_receive(receive)
+        if replay is None:  # the client left before its request had fully arrived
+            return
+        if fault.commit_delay_ms:
+            await asyncio.sleep(fault.commit_delay_ms / 1000)
+        allowed, headers = hub.rate_limit(key)
+        if not allowed:  # refused: nothing was carried out, so nothing is late either
+            await hub.error_response(429)(scope, receive, _adding_headers(send, headers))
+            return
+        held: list[dict] = []
+
+        async def hold(message: dict) -> None:
+            held.append(message)
+
+        await self.app(scope, replay, _adding_headers(hold, headers))
+        if fault.delay_ms:
+            await asyncio.sleep(fault.delay_ms / 1000)
+        if fault.status is None:
+            for message in held:
+                await send(message)
+            return
+        _, headers = hub.rate_limit(key, consume=False)
+        await hub.error_response(fault.status)(scope, receive, _adding_headers(send, headers))
+
+
+async def _buffered_receive(receive: Callable) -> Callable | None:
+    """Read the whole request body now; the returned ``receive`` replays it, so the app
+    can carry the request out even after the client disconnected (None: it left before
+    the body had fully arrived)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+    async def replay() -> dict:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
 
 
 def _adding_headers(send: Callable, headers: list[tuple[bytes, bytes]]) -> Callable:

@@ -112,12 +112,18 @@ class SandboxProcess:
         status: int | None = None,
         count: int = 1,
         delay_ms: int = 0,
+        after_commit: bool = False,
+        commit_delay_ms: int = 0,
     ) -> None:
         body = {"path": path, "count": count, "delay_ms": delay_ms}
         if method:
             body["method"] = method
         if status is not None:
             body["status"] = status
+        if after_commit:
+            body["after_commit"] = True
+        if commit_delay_ms:
+            body["commit_delay_ms"] = commit_delay_ms
         self.control("POST", "faults", json=body).raise_for_status()
 
     def clear_faults(self) -> None:

@@ -249,3 +249,16 @@ def test_injected_fault_is_a_5xx_in_the_error_shape_then_recovers(svenn):
     assert svenn.get("/customers").status_code == 200  # GET was not targeted
     assert svenn.post("/customers", {"name": "Virker"}).status_code == 201  # count was 1
     assert [c["name"] for c in svenn.list_all("customers")] == ["Virker"]
+
+
+def test_G5_a_late_commit_is_visible_by_get_and_replayed_under_its_idempotency_key(svenn):
+    fault = {"path": "/api/v1/customers$", "method": "POST", "status": 502, "after_commit": True}
+    assert svenn.client.post("/_sandbox/faults", json=fault).status_code == 201
+    key = {"Idempotency-Key": "sync:acme:customer:tripletex:7:abc"}
+    error_of(svenn.post("/customers", {"name": "Sen AS"}, headers=key), 502)
+    (stored,) = svenn.list_all("customers")  # committed although the answer was a 502
+    assert stored["name"] == "Sen AS"
+    again = svenn.post("/customers", {"name": "Sen AS"}, headers=key)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == stored["id"]
+    assert [c["id"] for c in svenn.list_all("customers")] == [stored["id"]]  # no duplicate

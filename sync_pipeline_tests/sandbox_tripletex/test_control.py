@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 
 @pytest.fixture
@@ -69,3 +70,58 @@ def test_stats_count_record_writes_only_per_company_and_in_total(tx_sandbox, api
     assert mine["requests"]["PUT /v2/project/settings"] == 1
     assert tx_sandbox.stats(other.employee_token)["writes"] == 1
     assert tx_sandbox.stats()["writes"] - before == 5
+
+
+# -- late commits (G5): the write lands, its answer does not ------------------------------------
+
+
+def test_G5_after_commit_fault_commits_the_batch_then_answers_with_the_status(faults, api):
+    faults.add_fault(r"^/v2/employee/list$", method="POST", status=500, after_commit=True)
+    body = [
+        {"firstName": "Sen", "lastName": "Commit", "userType": "NO_ACCESS", "department": {"id": 1}}
+    ]
+    resp = api.post("/employee/list", body)
+    assert resp.status_code == 500 and resp.json()["status"] == 500
+    stored = api.get("/employee", lastName="Commit").json()["values"]
+    assert [e["firstName"] for e in stored] == ["Sen"]
+    assert api.post("/employee/list", body).status_code == 201  # the fault was used up
+
+
+def test_G5_after_commit_delay_beyond_the_read_timeout_still_commits(faults, api):
+    faults.add_fault(r"^/v2/customer$", method="POST", delay_ms=3000, after_commit=True)
+    with pytest.raises(requests.ReadTimeout):
+        api.http.post(f"{api.base}/customer", json={"name": "Treg Commit AS"}, timeout=(5, 0.5))
+    # committed before the delay: visible at once, although the client saw no answer
+    assert [c["name"] for c in api.get("/customer").json()["values"]] == ["Treg Commit AS"]
+
+
+def test_G5_a_slow_commit_lands_after_the_client_gave_up(faults, api):
+    faults.add_fault(r"^/v2/customer$", method="POST", commit_delay_ms=800, after_commit=True)
+    with pytest.raises(requests.ReadTimeout):
+        api.http.post(f"{api.base}/customer", json={"name": "Sein AS"}, timeout=(5, 0.2))
+    assert api.get("/customer").json()["values"] == []  # not yet
+    deadline = time.monotonic() + 10
+    while not api.get("/customer").json()["values"] and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the sandbox's state, not waiting for time to pass
+    assert [c["name"] for c in api.get("/customer").json()["values"]] == ["Sein AS"]
+
+
+def test_commit_delay_needs_after_commit(tx_sandbox):
+    bad = {"path": "x", "commit_delay_ms": 10}
+    assert tx_sandbox.control("POST", "faults", json=bad).status_code == 400
+    bad = {"path": "x", "after_commit": "yes"}
+    assert tx_sandbox.control("POST", "faults", json=bad).status_code == 400
+
+
+def test_G5_a_duplicate_employee_number_is_accepted_as_assumed(api):
+    """INFERRED (no source shows a refusal): only the sync can keep employees single."""
+    body = {
+        "firstName": "To",
+        "lastName": "Ganger",
+        "userType": "NO_ACCESS",
+        "employeeNumber": "77",
+    }
+    body["department"] = {"id": 1}
+    assert api.post("/employee", body).status_code == 201
+    assert api.post("/employee", body).status_code == 201
+    assert len(api.get("/employee", employeeNumber="77").json()["values"]) == 2

@@ -6,8 +6,10 @@ then Tripletex number assignments, creates and updates through the batch ``/list
 endpoints, then Svenn writes, then detaches. Every write goes through the
 write-ahead log (``wal``); the link change an outcome implies is committed in the
 same transaction as that outcome. A batch Tripletex rejects (4xx) is bisected so
-the good records still land; a transient failure of a create is settled by looking
-the records up by their key before anything is sent again.
+the good records still land. A Tripletex create refused outright (429, 503) is looked
+up by key and sent again; one whose answer was lost or is another 5xx may have been
+committed (perhaps later still), so it is never sent again in the run: its intent stays
+open for the next run's recovery, which looks the record up by key first (G4, G5).
 """
 
 from __future__ import annotations
@@ -66,8 +68,13 @@ OPERATIONS = {
     "tripletex": ("set_number", "create", "update"),
     "svenn": ("create", "update", "complete", "delete"),
 }
-#: How often a create whose outcome stayed unknown is looked up and re-sent in one run.
+#: How often one run sends a create that failed transiently: a Tripletex create refused
+#: outright (``REFUSED_STATUSES``), a Svenn create under its Idempotency-Key.
 UNKNOWN_CREATE_ATTEMPTS = 3
+#: Answers that say the request was not carried out: 429 (rate limited) and 503 (RFC 9110:
+#: "unable to handle the request"). Any other transient failure of a create — a read
+#: timeout, a dropped connection, 500/502/504 — may have been committed (G5).
+REFUSED_STATUSES = frozenset({429, 503})
 #: After this many chunks in a row found an API unavailable, the run stops calling it.
 OUTAGE_AFTER_CHUNKS = 2
 
@@ -206,6 +213,11 @@ def _error_details(err: ApiError) -> dict[str, Any]:
 
 def _is_transient(err: ApiError) -> bool:
     return isinstance(err, ApiUnavailableError) or err.is_transient
+
+
+def _may_have_landed(err: ApiError) -> bool:
+    """A transient failure after which a non-idempotent create may exist (G5)."""
+    return _is_transient(err) and err.status not in REFUSED_STATUSES
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -618,8 +630,13 @@ class PlanExecutor:
                 f"{TRIPLETEX_PATH[entity]}/list", [body for _, body in items]
             )
         except ApiError as err:
+            if _may_have_landed(err):
+                # G5: Tripletex has no idempotency key and may commit the batch after this
+                # answer (even after a lookup now), so nothing is sent again in this run;
+                # the next run's recovery looks each record up by key before any create.
+                return [self._unknown(row, err) for row, _ in items]
             if _is_transient(err):
-                return self._unknown_tripletex_creates(entity, items, err, attempt)
+                return self._refused_tripletex_creates(entity, items, err, attempt)
             if len(items) > 1:
                 mid = len(items) // 2
                 return self._tripletex_create(entity, items[:mid]) + self._tripletex_create(
@@ -651,14 +668,15 @@ class PlanExecutor:
             matched.append(value)
         return matched
 
-    def _unknown_tripletex_creates(
+    def _refused_tripletex_creates(
         self,
         entity: str,
         items: list[tuple[PlanRow, dict[str, Any]]],
         err: ApiError,
         attempt: int,
     ) -> list[Result]:
-        """A create batch without answer may have landed: look each record up by key (G5)."""
+        """A create batch refused outright (429, 503) did nothing: send it again, but only
+        the records a lookup by key does not find (in case the refusal was not one, G5)."""
         results: list[Result] = []
         again: list[tuple[PlanRow, dict[str, Any]]] = []
         for row, body in items:
@@ -681,8 +699,9 @@ class PlanExecutor:
         return results
 
     def _unknown(self, row: PlanRow, err: ApiError) -> Result:
-        """No answer even after retries: the intent stays open for the next run's recovery."""
-        finding = self._finding(row, "API_UNAVAILABLE", err=err)
+        """No usable answer: the create may have landed, so its intent stays open and the
+        next run's recovery looks the record up by key before it is created again (G5)."""
+        finding = self._finding(row, "API_UNAVAILABLE", err=err, outcome_unknown=True)
         return Result(row, "unknown", error=_error_details(err), finding=finding)
 
     def _created(self, row: PlanRow, target: str, value: dict[str, Any] | None) -> Result:

@@ -312,6 +312,9 @@ def check_employee(
         _require(msgs, "email", E.EMAIL_REQUIRED)
     if creating and company.department_required and v.get("department") is None:
         _require(msgs, "department.id", E.REQUIRED)
+    # INFERRED: no source shows Tripletex refusing a duplicate employeeNumber (API-NOTES 4.3
+    # lists the e-mail as the only unique employee field), so the sandbox accepts one: the
+    # sync must never rely on the API to stop a second create of the same employee (G5).
     return msgs
 
 
