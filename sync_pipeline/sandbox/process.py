@@ -112,8 +112,10 @@ class SandboxProcess:
         status: int | None = None,
         count: int = 1,
         delay_ms: int = 0,
+        **rewrites: Any,
     ) -> None:
-        body = {"path": path, "count": count, "delay_ms": delay_ms}
+        """``rewrites``: ``hide_ids``, ``null_ids``, ``drop_fields`` (see ``core.Fault``)."""
+        body = {"path": path, "count": count, "delay_ms": delay_ms, **rewrites}
         if method:
             body["method"] = method
         if status is not None:
