@@ -208,6 +208,20 @@ _CODES = (
         "Uvanlig mange slettinger er holdt tilbake og venter på bekreftelse.",
     ),
     Code(
+        "DELETION_NOT_CONFIRMED",
+        "info",
+        "G7",
+        "Posten manglet i utlistingen fra Tripletex, men finnes der fortsatt; "
+        "den er ikke slettet og synkroniseres ved neste kjøring.",
+    ),
+    Code(
+        "LINK_DETACHED",
+        "warning",
+        "G13",
+        "Koblingen mellom Svenn og Tripletex er brutt; endringer i posten "
+        "synkroniseres ikke lenger.",
+    ),
+    Code(
         "EDIT_CONFLICT",
         "info",
         "G2",

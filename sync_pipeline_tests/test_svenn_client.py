@@ -83,6 +83,28 @@ def test_a_repeated_cursor_stops_paging_with_an_error(stub):
     assert len(stub.seen) == 2
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"data": [{"id": 1}]}, "no 'next_cursor'"),
+        ({"next_cursor": None}, "no 'data' list"),
+        (
+            {"data": [{"id": 1}, {"id": None}], "next_cursor": None},
+            "a record on the page has no id",
+        ),
+        ({"data": [{"name": "x"}], "next_cursor": None}, "a record on the page has no id"),
+    ],
+)
+def test_G7_a_page_without_its_envelope_or_ids_is_an_error_never_the_end(stub, body, reason):
+    stub.add("GET", "/api/v1/customers", Reply(200, body))
+    client = make_client(stub)
+
+    with pytest.raises(SvennApiError) as info:
+        client.list_all("customers")
+
+    assert info.value.code == "incomplete_listing" and reason in str(info.value)
+
+
 def test_list_filters_are_sent_as_rfc3339_utc(stub):
     stub.add("GET", "/api/v1/customers", Reply(200, {"data": [{"id": 1}], "next_cursor": None}))
     client = make_client(stub)

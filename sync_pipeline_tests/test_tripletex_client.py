@@ -266,7 +266,10 @@ def test_conditional_get_returns_digest_then_not_modified(stub):
     def reply(seen: Seen, _n: int) -> Reply:
         if seen.headers.get("If-None-Match") == "digest-1":
             return Reply(304)
-        return Reply(200, {"count": 1, "versionDigest": "digest-1", "values": [{"id": 1}]})
+        return Reply(
+            200,
+            {"fullResultSize": 1, "count": 1, "versionDigest": "digest-1", "values": [{"id": 1}]},
+        )
 
     stub.add("GET", "/v2/employee", reply)
     client = make_client(stub)
@@ -291,6 +294,43 @@ def test_conditional_get_without_digest_support_reports_none(stub):
 
     assert page.values == [{"id": 1}]
     assert page.version_digest is None
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"fullResultSize": 1, "from": 0, "count": 0}, "no 'values' list"),
+        ({"from": 0, "count": 1, "values": [{"id": 1}]}, "no 'fullResultSize'"),
+        (
+            {"fullResultSize": 2, "values": [{"id": 1}, {"id": None}]},
+            "a record on the page has no id",
+        ),
+        (
+            {"fullResultSize": 2, "values": [{"id": 1}, {"name": "x"}]},
+            "a record on the page has no id",
+        ),
+    ],
+)
+def test_G7_a_page_without_its_envelope_or_ids_is_an_error_never_an_empty_page(stub, body, reason):
+    stub.add("GET", "/v2/customer", Reply(200, body))
+    client = make_client(stub)
+
+    for read in (
+        lambda: client.list_all("/customer", fields=CUSTOMER_FIELDS),
+        lambda: client.get_page_conditional("/customer", fields=CUSTOMER_FIELDS),
+    ):
+        with pytest.raises(TripletexApiError) as info:
+            read()
+        assert info.value.code == "incomplete_listing" and reason in str(info.value)
+
+
+def test_G7_records_may_lack_an_id_only_when_the_fields_do_not_ask_for_it(stub):
+    stub.add("GET", "/v2/project", paged([{"customer": {"id": 3}}]))
+    client = make_client(stub)
+
+    assert client.list_all("/project", fields="customer(id)") == [{"customer": {"id": 3}}]
+    with pytest.raises(TripletexApiError):
+        client.list_all("/project", fields="id,customer(id)")
 
 
 # -- writes ------------------------------------------------------------------------------------

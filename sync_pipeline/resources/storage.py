@@ -284,6 +284,19 @@ CREATE TABLE IF NOT EXISTS staging.tripletex_project_managers (
 );
 """,
     ),
+    (
+        7,
+        "why each link was detached",
+        """
+-- G13: one row per link detached (the rule that detached it and why), written in the
+-- transaction that detaches it; every run re-raises LINK_DETACHED from it while the link
+-- stays detached, so the warning resolves only when an operator re-attaches the link.
+CREATE TABLE IF NOT EXISTS sync.link_detachments (
+  tenant VARCHAR NOT NULL, entity VARCHAR NOT NULL, svenn_id BIGINT, tripletex_id BIGINT,
+  rule_id VARCHAR, reason VARCHAR, run_id VARCHAR, detached_at TIMESTAMPTZ NOT NULL
+);
+""",
+    ),
 ]
 
 

@@ -1,6 +1,7 @@
 """Svenn API v1 client (contract: ``shared/spec/svenn-api.md``).
 
-Bearer auth, cursor paging (``next_cursor`` until null), ``Idempotency-Key`` on
+Bearer auth, cursor paging (``next_cursor`` until null; a page without its envelope or
+with a record lacking its id is an error, never the end of the listing), ``Idempotency-Key`` on
 creates so a retried or repeated create never duplicates (G4/G5), ``If-Match``
 on updates, bulk writes (``POST /<resource>/bulk``, typed per-operation results),
 and the ``{"error": {code, message, fields}}`` envelope.
@@ -137,6 +138,10 @@ def format_timestamp(value: datetime | str) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class SvennClient(ApiClient):
     """Svenn API v1 client: cursor paging, idempotent creates, retries, typed errors."""
 
@@ -200,10 +205,10 @@ class SvennClient(ApiClient):
         while True:
             page_params = {**params, **({"cursor": cursor} if cursor else {})}
             body = self._request("GET", f"/{resource}", params=page_params).json()
-            data = body.get("data") or []
+            data = self._page_records(body, resource)
             if data:
                 yield data
-            cursor = body.get("next_cursor")
+            cursor = body["next_cursor"]
             if not cursor:
                 return
             if cursor in seen:  # a server bug must not turn an extract into an endless loop
@@ -215,6 +220,28 @@ class SvennClient(ApiClient):
                     path=f"/{resource}",
                 )
             seen.add(cursor)
+
+    @staticmethod
+    def _page_records(body: Any, resource: str) -> list[dict[str, Any]]:
+        """A page's records, or an error when the page is not one (G7): without its envelope
+        (``data`` and ``next_cursor``) or with a record lacking its id, the listing's end and
+        its content are unknown, so the extract must count as incomplete, never as complete."""
+        problem = None
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            problem = "the page has no 'data' list"
+        elif "next_cursor" not in body:
+            problem = "the page has no 'next_cursor' (the listing's end is unknown)"
+        elif any(not isinstance(r, dict) or not _is_id(r.get("id")) for r in body["data"]):
+            problem = "a record on the page has no id"
+        if problem:
+            raise SvennApiError(
+                status=200,
+                code="incomplete_listing",
+                message=problem,
+                method="GET",
+                path=f"/{resource}",
+            )
+        return body["data"]
 
     def list_all(
         self,

@@ -3,7 +3,8 @@ or the project's sandbox).
 
 Knows Tripletex's conventions: a session token minted from the consumer and
 employee tokens and sent as Basic auth (user ``0``), ``{"value": …}`` /
-``{"values": […]}`` envelopes, ``from``/``count`` paging that must not trust
+``{"values": […]}`` envelopes (a list page without its envelope, or with a record lacking
+its id, is an error, never an empty page), ``from``/``count`` paging that must not trust
 ``fullResultSize``, the ``If-None-Match``/``versionDigest`` checksum, and the
 error envelope.
 """
@@ -138,6 +139,52 @@ def _encode_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
         else:
             out[key] = _encode_value(value)
     return out
+
+
+def _top_level_fields(fields: str) -> set[str]:
+    """``id,customer(id,name),changes`` → {"id", "customer", "changes"}."""
+    names, depth, current = set(), 0, ""
+    for char in fields:
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            names.add(current.strip())
+            current = ""
+            continue
+        if depth == 0 and char not in ")]":
+            current += char
+    names.add(current.strip())
+    return names
+
+
+def _selects_id(fields: str | None) -> bool:
+    return fields is None or bool(_top_level_fields(fields) & {"id", "*"})
+
+
+def _has_id(record: Any) -> bool:
+    value = record.get("id") if isinstance(record, dict) else None
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _page_values(body: Any, path: str, fields: str | None) -> list[dict[str, Any]]:
+    """A list page's values, or an error when it is not one (G7): without its envelope
+    (``values`` and ``fullResultSize``), or with a record lacking the id it was asked for,
+    the page's content is unknown, so the listing must count as incomplete — never as an
+    empty page or the end of the listing."""
+    problem = None
+    if not isinstance(body, dict) or not isinstance(body.get("values"), list):
+        problem = "the page has no 'values' list"
+    elif "fullResultSize" not in body:
+        problem = "the page has no 'fullResultSize' (not a list envelope)"
+    elif _selects_id(fields) and not all(_has_id(v) for v in body["values"]):
+        problem = "a record on the page has no id"
+    if problem:
+        raise TripletexApiError(
+            status=200, code="incomplete_listing", message=problem, method="GET", path=path
+        )
+    return body["values"]
 
 
 class TripletexClient(ApiClient):
@@ -300,7 +347,7 @@ class TripletexClient(ApiClient):
         start = 0
         while True:
             body = self._request("GET", path, params={**base, "from": start, "count": count}).json()
-            values = body.get("values") or []
+            values = _page_values(body, path, fields)
             if values:
                 yield values
             if len(values) < count:
@@ -340,10 +387,11 @@ class TripletexClient(ApiClient):
         if response.status_code == 304:
             return Page(values=None, version_digest=if_none_match, not_modified=True)
         body = response.json()
+        values = _page_values(body, path, fields)
         digest = body.get("versionDigest")
         if not digest or str(digest).startswith(_NO_DIGEST_PREFIX):
             digest = None
-        return Page(values=body.get("values") or [], version_digest=digest, not_modified=False)
+        return Page(values=values, version_digest=digest, not_modified=False)
 
     # -- writes -------------------------------------------------------------------------------
     def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,8 @@ outside the API prefix so tests and the demo can steer them:
 
 - ``POST /_sandbox/companies`` registers a company (``{"<key_field>": "...", "seed": ...}``),
 - ``POST /_sandbox/reset`` forgets everything but the start-up company,
-- ``POST`` / ``DELETE /_sandbox/faults`` injects or clears faults,
+- ``POST`` / ``DELETE /_sandbox/faults`` injects or clears faults (an error status, a
+  delay, or a rewritten list answer: ``hide_ids``, ``null_ids``, ``drop_fields``),
 - ``GET /_sandbox/stats[?<key_field>=K]`` counts requests per path template and writes.
 
 An API-specific hub subclasses :class:`SandboxHub`; the ASGI middleware here applies
@@ -91,6 +92,10 @@ class RollingWindowLimiter:
         return self.spec.requests - len(live), reset
 
 
+#: Envelopes of a list response whose records a rewriting fault may touch (Tripletex, Svenn).
+LIST_ENVELOPES = ("values", "data")
+
+
 @dataclass
 class Fault:
     """The next ``count`` matching requests wait ``delay_ms``, then fail with ``status``.
@@ -101,6 +106,10 @@ class Fault:
     (with ``after_commit`` only) is a *slow* commit: the request is carried out that much
     later, even when the client has gone meanwhile (what the real APIs do with a request
     they have received).
+
+    Or, without ``status``, their successful JSON answer is rewritten: records whose id is
+    in ``hide_ids`` are left out of a list page, those in ``null_ids`` come with
+    ``"id": null``, and the top-level ``drop_fields`` are removed (a broken envelope).
     """
 
     path: re.Pattern[str]
@@ -110,6 +119,9 @@ class Fault:
     delay_ms: int = 0
     after_commit: bool = False
     commit_delay_ms: int = 0
+    hide_ids: frozenset[int] = frozenset()
+    null_ids: frozenset[int] = frozenset()
+    drop_fields: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, body: Any) -> Fault:
@@ -135,7 +147,7 @@ class Fault:
         if commit_delay and not after_commit:
             raise SandboxError("'commit_delay_ms' needs 'after_commit': true")
         method = body.get("method")
-        return cls(
+        fault = cls(
             pattern,
             method.upper() if method else None,
             status,
@@ -144,9 +156,48 @@ class Fault:
             after_commit=after_commit,
             commit_delay_ms=commit_delay,
         )
+        fault.read_rewrites(body)
+        return fault
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and bool(self.path.search(path))
+
+    # -- rewriting a response body ----------------------------------------------------------
+    def read_rewrites(self, body: dict[str, Any]) -> None:
+        """``hide_ids``/``null_ids`` (lists of record ids), ``drop_fields`` (list of names)."""
+        for name in ("hide_ids", "null_ids"):
+            ids = body.get(name, [])
+            if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+                raise SandboxError(f"'{name}' must be a list of record ids")
+            setattr(self, name, frozenset(ids))
+        drop = body.get("drop_fields", [])
+        if not isinstance(drop, list) or not all(isinstance(f, str) for f in drop):
+            raise SandboxError("'drop_fields' must be a list of field names")
+        self.drop_fields = tuple(drop)
+
+    @property
+    def rewrites(self) -> bool:
+        return bool(self.hide_ids or self.null_ids or self.drop_fields)
+
+    def rewrite(self, payload: Any) -> Any:
+        """The answer as the fault shows it; a list page's digest changes with its records,
+        so a later conditional GET of the true page is not answered 304."""
+        if not isinstance(payload, dict):
+            return payload
+        out = {k: v for k, v in payload.items() if k not in self.drop_fields}
+        for envelope in LIST_ENVELOPES:
+            records = out.get(envelope)
+            if not isinstance(records, list):
+                continue
+            shown = [
+                {**r, "id": None} if isinstance(r, dict) and r.get("id") in self.null_ids else r
+                for r in records
+                if not (isinstance(r, dict) and r.get("id") in self.hide_ids)
+            ]
+            if shown != records and isinstance(out.get("versionDigest"), str):
+                out["versionDigest"] = "fault-" + out["versionDigest"]
+            out[envelope] = shown
+        return out
 
 
 @dataclass
@@ -384,6 +435,9 @@ class SandboxMiddleware:
                     response = hub.error_response(fault.status)
                     await response(scope, receive, _adding_headers(send, headers))
                     return
+                if fault.rewrites:  # a full answer to rewrite, never a 304
+                    scope = _without_header(scope, b"if-none-match")
+                    send = _rewriting(send, fault)
             allowed, headers = hub.rate_limit(key)
             if not allowed:
                 await hub.error_response(429)(scope, receive, _adding_headers(send, headers))
@@ -460,6 +514,37 @@ def _adding_headers(send: Callable, headers: list[tuple[bytes, bytes]]) -> Calla
         await send(message)
 
     return send_with_headers
+
+
+def _without_header(scope: dict, name: bytes) -> dict:
+    return {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != name]}
+
+
+def _rewriting(send: Callable, fault: Fault) -> Callable:
+    """Wrap ``send`` to pass a successful JSON answer through ``fault.rewrite``."""
+    start: dict | None = None
+    chunks: list[bytes] = []
+
+    async def send_rewritten(message: dict) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start" and message["status"] == 200:
+            start = message
+            return
+        if start is None or message["type"] != "http.response.body":
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        body = b"".join(chunks)
+        with contextlib.suppress(ValueError):  # not JSON: passed on as it was
+            body = json.dumps(fault.rewrite(json.loads(body)), ensure_ascii=False).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return send_rewritten
 
 
 def control_router(hub: SandboxHub) -> APIRouter:

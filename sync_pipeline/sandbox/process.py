@@ -114,8 +114,10 @@ class SandboxProcess:
         delay_ms: int = 0,
         after_commit: bool = False,
         commit_delay_ms: int = 0,
+        **rewrites: Any,
     ) -> None:
-        body = {"path": path, "count": count, "delay_ms": delay_ms}
+        """``rewrites``: ``hide_ids``, ``null_ids``, ``drop_fields`` (see ``core.Fault``)."""
+        body = {"path": path, "count": count, "delay_ms": delay_ms, **rewrites}
         if method:
             body["method"] = method
         if status is not None:

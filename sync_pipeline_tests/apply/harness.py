@@ -21,7 +21,7 @@ import dagster as dg
 import duckdb
 import yaml
 
-from sync_pipeline.jobs import sync_job
+from sync_pipeline.jobs import FULL_EXTRACT_TAG, sync_job
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline.resources.svenn import SvennClient
 from sync_pipeline.resources.tripletex import TripletexClient
@@ -105,8 +105,10 @@ class WorldTenant:
         }
 
     # -- runs ---------------------------------------------------------------------------------
-    def run(self) -> dg.ExecuteInProcessResult:
-        """One whole ``sync_job`` run in this process."""
+    def run(
+        self, *, full: bool = False, run_config: dict[str, Any] | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """One whole ``sync_job`` run in this process (``full``: a full extract)."""
         from sync_pipeline import definitions
 
         defs = dg.Definitions(
@@ -124,7 +126,11 @@ class WorldTenant:
         os.environ["SYNC_EXPORT_DIR"] = str(self.root / "exports")
         try:
             return defs.resolve_job_def("sync_job").execute_in_process(
-                partition_key=TENANT, instance=instance, raise_on_error=False
+                partition_key=TENANT,
+                instance=instance,
+                raise_on_error=False,
+                tags={FULL_EXTRACT_TAG: "true"} if full else None,
+                run_config=run_config,
             )
         finally:
             if before is None:

@@ -148,10 +148,19 @@ def test_C7_tripletex_customer_deleted_deletes_in_svenn_despite_a_svenn_edit(rul
     _linked_customer(rules, svenn={"name": "Endret i Svenn", "version": 9})
     rules.tripletex.records["customer"].clear()
     res = rules.run()
+    # the link is detached by the delete's outcome, never by a row of its own (C7)
     assert [(r["target"], r["operation"], r["expected_version"]) for r in res.plan] == [
         ("svenn", "delete", 9),
-        ("state", "detach", None),
     ]
+
+
+def test_C6_a_svenn_customer_missing_from_a_complete_listing_is_not_deleted(rules):
+    """Svenn deletes softly: only a tombstone says a record is gone, never its absence."""
+    rules.complete_extracts()
+    _linked_customer(rules)
+    rules.svenn.records["customer"].clear()
+    res = rules.run()
+    assert res.plan == [] and res.findings == []
 
 
 def test_E1_svenn_employee_without_surname_is_not_created_in_tripletex(rules):
@@ -228,6 +237,16 @@ def test_E4_employee_missing_in_tripletex_only_detaches(rules):
     rules.tripletex.records["employee"].clear()
     res = rules.run()
     assert [(r["target"], r["operation"]) for r in res.plan] == [("state", "detach")]
+    # derived from a Tripletex listing: detached only once a GET by id proves it gone
+    assert res.plan[0]["payload"] == {"verify": "tripletex_gone"}
+    assert res.plan[0]["rule_ids"] == ["E4", "G7"]
+
+
+def test_E4_a_svenn_employee_missing_from_a_complete_listing_is_not_detached(rules):
+    rules.complete_extracts()
+    _linked_employee(rules)
+    rules.svenn.records["employee"].clear()
+    assert rules.run().plan == []
 
 
 def test_E5_employees_reach_tripletex_projects_through_participation_only(rules):

@@ -316,14 +316,13 @@ def test_G7_mass_deletion_is_held_with_an_error_until_confirmed(rules):
     res = rules.run()
     assert {(r["operation"], r["apply"], r["held_reason"]) for r in res.plan} == {
         ("delete", False, "mass_delete"),
-        ("detach", False, "mass_delete"),
     }
     assert res.codes() == [("MASS_DELETE_HELD", "customer", None, None)]
     assert res.findings[0]["details"] == {"deletions": 3, "threshold": 0.2}
     rules.approvals.append("confirm_deletes")
     res = rules.run()
-    assert {(r["operation"], r["apply"]) for r in res.plan} == {("delete", True), ("detach", True)}
-    assert len(res.plan) == 6 and res.findings == []
+    assert {(r["operation"], r["apply"]) for r in res.plan} == {("delete", True)}
+    assert len(res.plan) == 3 and res.findings == []
 
 
 def test_G7_incomplete_extract_next_to_many_missing_records_deletes_nothing(rules):

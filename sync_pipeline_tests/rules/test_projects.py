@@ -197,9 +197,41 @@ def test_P9_tripletex_project_deleted_completes_svenn_project_and_detaches(rules
     assert [
         (r["target"], r["operation"], r["payload"], r["expected_version"]) for r in res.plan
     ] == [
-        ("svenn", "complete", {"status": "completed"}, 8),
-        ("state", "detach", None, None),
+        ("svenn", "complete", {"status": "completed"}, 8),  # detaches once Svenn accepted it
     ]
+
+
+def test_P9_a_project_completed_in_svenn_already_is_detached_only_after_a_get(rules):
+    rules.complete_extracts()
+    _linked_project(rules, svenn={"status": "completed"}, base={"status": "completed"})
+    rules.tripletex.records["project"].clear()
+    res = rules.run()
+    assert [(r["target"], r["operation"], r["payload"], r["rule_ids"]) for r in res.plan] == [
+        ("state", "detach", {"verify": "tripletex_gone"}, ["P9", "G7"])
+    ]
+
+
+def test_P8_a_svenn_project_missing_from_a_complete_listing_is_not_detached(rules):
+    rules.complete_extracts()
+    _linked_project(rules)
+    rules.svenn.records["project"].clear()
+    res = rules.run()
+    assert res.plan == [] and res.findings == []
+
+
+def test_G13_link_detached_is_raised_every_run_while_the_link_stays_detached(rules):
+    rules.complete_extracts()
+    rules.tripletex.project(95, number="100", name="Endret i Tripletex")
+    rules.link("project", 5, 95, BASE, state="detached")
+    res = rules.run()
+    assert res.plan == []
+    assert res.codes() == [("LINK_DETACHED", "project", 5, 95)]
+    (finding,) = res.findings
+    assert finding["severity"] == "warning" and finding["rule_id"] == "G13"
+    assert finding["record_label"] == "100 Endret i Tripletex"
+    assert finding["message"].startswith("Koblingen mellom Svenn og Tripletex er brutt")
+    rules.links[0]["state"] = "active"  # re-attached (sync-pipeline relink)
+    assert "LINK_DETACHED" not in [c[0] for c in rules.run().codes()]
 
 
 def test_P10_manager_without_access_is_replaced_by_the_default_with_a_warning(rules):

@@ -49,8 +49,45 @@ def test_delete_faults_clears_pending_faults(faults, api):
 
 
 def test_a_bad_fault_is_refused_with_400(tx_sandbox):
-    for body in ({"status": 503}, {"path": "(", "status": 503}, {"path": "x", "count": 0}):
+    for body in (
+        {"status": 503},
+        {"path": "(", "status": 503},
+        {"path": "x", "count": 0},
+        {"path": "x", "hide_ids": "1"},
+        {"path": "x", "drop_fields": [1]},
+    ):
         assert tx_sandbox.control("POST", "faults", json=body).status_code == 400
+
+
+def test_G7_a_rewriting_fault_makes_a_listing_lie_while_get_by_id_tells_the_truth(faults, api):
+    hidden, nulled, kept = (api.customer(name=f"Kunde {i}") for i in range(3))
+
+    def listing(digest: str) -> requests.Response:
+        return api.http.get(
+            api.base + "/customer",
+            params={"fields": "id", "sorting": "id"},
+            headers={"If-None-Match": digest},
+            timeout=60,
+        )
+
+    digest = listing("probe").json()["versionDigest"]
+    assert listing(digest).status_code == 304
+    faults.add_fault(
+        r"^/v2/customer$",
+        method="GET",
+        count=1,
+        hide_ids=[hidden["id"]],
+        null_ids=[nulled["id"]],
+        drop_fields=["fullResultSize"],
+    )
+    lying = listing(digest)
+    assert lying.status_code == 200  # never a 304 that would hide nothing
+    body = lying.json()
+    assert "fullResultSize" not in body
+    assert body["values"] == [{"id": None}, {"id": kept["id"]}]
+    assert api.get(f"/customer/{hidden['id']}").status_code == 200
+    after = api.get("/customer", fields="id", sorting="id").json()  # the fault is used up
+    assert [v["id"] for v in after["values"]] == [c["id"] for c in (hidden, nulled, kept)]
 
 
 def test_stats_count_record_writes_only_per_company_and_in_total(tx_sandbox, api):

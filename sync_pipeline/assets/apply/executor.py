@@ -10,6 +10,12 @@ the good records still land. A Tripletex create refused outright (429, 503) is l
 up by key and sent again; one whose answer was lost or is another 5xx may have been
 committed (perhaps later still), so it is never sent again in the run: its intent stays
 open for the next run's recovery, which looks the record up by key first (G4, G5).
+
+A link is detached only as the outcome of what proves the deletion (P8, P9, C6, C7, E4,
+G13): a Svenn complete/delete that Svenn accepted, after a GET by id proved the Tripletex
+record gone (404); a detach row whose payload asks ``verify`` after that same GET; or a
+plain detach row (a Svenn tombstone). A skipped, refused or failed write leaves the link as
+it was for the next run; every detach logs LINK_DETACHED with the rule and why.
 """
 
 from __future__ import annotations
@@ -98,6 +104,7 @@ class PlanRow:
     rule_ids: list[str] | None
     expected_version: int | None
     base_after: dict[str, Any] | None
+    reason: str | None = None
 
 
 def _loads(value: Any) -> Any:
@@ -109,7 +116,7 @@ def load_plan(conn: duckdb.DuckDBPyConnection, tenant: str, run_ids: list[str]) 
     for run_id in run_ids:
         rows = conn.execute(
             "SELECT seq, entity, target, operation, svenn_id, tripletex_id, key, label, "
-            "payload, fields, rule_ids, expected_version, base_after FROM sync.plan "
+            "payload, fields, rule_ids, expected_version, base_after, reason FROM sync.plan "
             "WHERE tenant = ? AND run_id = ? AND apply ORDER BY seq",
             [tenant, run_id],
         ).fetchall()
@@ -122,6 +129,7 @@ def load_plan(conn: duckdb.DuckDBPyConnection, tenant: str, run_ids: list[str]) 
                     rule_ids=list(r[10]) if r[10] is not None else None,
                     expected_version=r[11],
                     base_after=_loads(r[12]),
+                    reason=r[13],
                 )
                 for r in rows
             ]
@@ -463,16 +471,75 @@ class PlanExecutor:
             self._settle(chunk, with_intent=True)
 
     def _detaches(self, rows: list[PlanRow]) -> None:
+        """Detach rows: a Svenn tombstone detaches at once; a deletion derived from a Tripletex
+        listing (payload ``verify``) only once a GET by id answered 404 (G7, E4, P9)."""
+        plain = [r for r in rows if not self._verifies(r)]
+        verified = [r for r in rows if self._verifies(r)]
         results = [
-            Result(
-                row,
-                "done",
-                links=[LinkWrite("detach", row.entity, row.svenn_id, row.tripletex_id)],
-            )
-            for row in rows
+            Result(r, "done", links=[self._detach(r)], finding=self._detached(r)) for r in plain
         ]
         for chunk in _chunks(results, 1000):
             self._settle(chunk, with_intent=True)
+        for chunk in _chunks(verified, self.batch_size):
+            if self._is_down("tripletex"):
+                self._settle(
+                    self._not_attempted("tripletex", [(r,) for r in chunk]), with_intent=True
+                )
+                continue
+            results = self._parallel(chunk, self._verified_detach)
+            self._observe("tripletex", results)
+            self._settle(results, with_intent=True)
+
+    @staticmethod
+    def _verifies(row: PlanRow) -> bool:
+        return isinstance(row.payload, dict) and row.payload.get("verify") == "tripletex_gone"
+
+    def _verified_detach(self, row: PlanRow) -> Result:
+        try:  # the client already retries 429/5xx with backoff
+            still_there = self._still_in_tripletex(row)
+        except ApiError as err:
+            return self._failure(row, err)
+        if still_there:
+            return self._not_confirmed(row)
+        return Result(row, "done", links=[self._detach(row)], finding=self._detached(row, True))
+
+    def _detach(self, row: PlanRow) -> LinkWrite:
+        """The link change of a proven deletion, with the rule that detached it (G13)."""
+        return LinkWrite(
+            "detach",
+            row.entity,
+            row.svenn_id,
+            row.tripletex_id,
+            rule_id=self._detaching_rule(row),
+            reason=row.reason,
+            run_id=self.run_id,
+        )
+
+    @staticmethod
+    def _detaching_rule(row: PlanRow) -> str | None:
+        return (row.rule_ids or [None])[0]
+
+    def _detached(self, row: PlanRow, verified: bool = False) -> Finding:
+        """G13: a detached link is always logged, with the rule that detached it and why."""
+        extra = {"verified_by": "GET by id answered 404"} if verified else {}
+        return self._finding(
+            row,
+            "LINK_DETACHED",
+            rule_id=self._detaching_rule(row),
+            reason=row.reason,
+            **extra,
+        )
+
+    def _not_confirmed(self, row: PlanRow) -> Result:
+        """The record missed from the listing still exists: nothing is deleted or detached."""
+        return Result(
+            row,
+            "skipped",
+            error={"reason": "still in Tripletex; left for the next run"},
+            finding=self._finding(
+                row, "DELETION_NOT_CONFIRMED", deletion_rule=self._detaching_rule(row)
+            ),
+        )
 
     def _settle_bases(self, rows: list[PlanRow]) -> None:
         """Fields both sides changed alike (target ``state``, ``update``): the base follows."""
@@ -800,11 +867,12 @@ class PlanExecutor:
                     continue
                 if _is_transient(err) and row.operation == "create":
                     return self._unknown(row, err)
-                if row.operation == "delete" and err.status == 404:
+                if row.operation == "delete" and err.status == 404:  # gone in Svenn already
                     return Result(
                         row,
                         "done",
-                        links=[LinkWrite("detach", row.entity, row.svenn_id, row.tripletex_id)],
+                        links=[self._detach(row)],
+                        finding=self._detached(row, True),
                     )
                 return self._failure(row, err)
         raise AssertionError("unreachable")
@@ -813,7 +881,7 @@ class PlanExecutor:
         if row.operation in ("delete", "complete") and self._still_in_tripletex(row):
             # G7: offset paging can miss a live record when another is deleted meanwhile;
             # one GET per deletion proves it before Svenn loses anything (C7, P9).
-            return Result(row, "skipped", error={"reason": "still in Tripletex; left for next run"})
+            return self._not_confirmed(row)
         if row.operation == "create":
             value = self.svenn.create(resource, body, idempotency_key=key)
             return self._created(row, "svenn", value)
@@ -823,21 +891,29 @@ class PlanExecutor:
                 row,
                 "done",
                 result_id=row.svenn_id,
-                links=[LinkWrite("detach", row.entity, row.svenn_id, row.tripletex_id)],
+                links=[self._detach(row)],
+                finding=self._detached(row, True),
             )
         if_match = self._sv_version.get((row.entity, row.svenn_id), row.expected_version)
         value = self.svenn.update(resource, row.svenn_id, body, if_match=if_match)
         version = value.get("version") if isinstance(value, dict) else None
         if version is not None:
             self._sv_version[(row.entity, row.svenn_id)] = version
-        if row.operation == "complete":  # P9: completed in Svenn, the link detached
-            links = [LinkWrite("detach", row.entity, row.svenn_id, row.tripletex_id)]
-        else:
-            links = self._after_update(row, svenn_version=version)
+        if row.operation == "complete":  # P9: completed in Svenn, only now the link detached
+            return Result(
+                row,
+                "done",
+                result_id=row.svenn_id,
+                version=version,
+                links=[self._detach(row)],
+                finding=self._detached(row, True),
+            )
+        links = self._after_update(row, svenn_version=version)
         return Result(row, "done", result_id=row.svenn_id, version=version, links=links)
 
     def _still_in_tripletex(self, row: PlanRow) -> bool:
-        """Whether the Tripletex record a deletion is derived from still exists."""
+        """Whether the Tripletex record a deletion is derived from still exists (a 404 is
+        the only proof it is gone; any other error propagates and nothing is deleted)."""
         if row.tripletex_id is None:
             return False
         try:

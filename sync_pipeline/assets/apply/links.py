@@ -1,7 +1,8 @@
 """Link state transitions (``sync.links``) and the ``$ref`` placeholders that point through them.
 
 A link is born ``active`` by a create (origin = the side the record came from), by a
-key match (origin ``matched``) or by crash recovery; it is ``detached`` by P8/P9/C6/C7.
+key match (origin ``matched``) or by crash recovery; it is ``detached`` by P8/P9/C6/C7/E4,
+always with a ``sync.link_detachments`` row saying which rule and why (G13).
 Its ``base`` is what both systems agreed on after the last successful write (G2, G6);
 ``NULL`` means unknown: the next merge then treats every field as changed on both sides.
 """
@@ -115,6 +116,10 @@ class LinkWrite:
     base: dict[str, Any] | None = None
     tripletex_version: int | None = None
     svenn_version: int | None = None
+    #: For ``detach``: the rule that detached the link, why, and the run (G13).
+    rule_id: str | None = None
+    reason: str | None = None
+    run_id: str | None = None
 
 
 def _json(value: dict[str, Any] | None) -> str | None:
@@ -184,11 +189,16 @@ def write_links(conn: duckdb.DuckDBPyConnection, tenant: str, writes: list[LinkW
                 [w.tripletex_version, w.svenn_version, *ids],
             )
         elif w.action == "detach":
-            conn.execute(
-                "UPDATE sync.links SET state = 'detached' WHERE tenant = ? AND entity = ? "
-                "AND state = 'active' AND (svenn_id = ? OR tripletex_id = ?)",
-                ids,
+            active = (
+                "tenant = ? AND entity = ? AND state = 'active' "
+                "AND (svenn_id = ? OR tripletex_id = ?)"
             )
+            conn.execute(
+                "INSERT INTO sync.link_detachments SELECT tenant, entity, svenn_id, "
+                f"tripletex_id, ?, ?, ?, now() FROM sync.links WHERE {active}",
+                [w.rule_id, w.reason, w.run_id, *ids],
+            )
+            conn.execute(f"UPDATE sync.links SET state = 'detached' WHERE {active}", ids)
         elif w.action != "insert":
             raise ValueError(f"unknown link action {w.action!r}")
 

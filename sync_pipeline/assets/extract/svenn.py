@@ -4,7 +4,9 @@ Full: every record of the resource with ``include_deleted=true``; the snapshot i
 Incremental: records with ``updated_at >= watermark - SVENN_WATERMARK_OVERLAP`` (deleted
 ones included, as tombstones), upserted by id into the previous snapshot. Svenn deletes
 softly (``deleted_at`` set, ``updated_at`` bumped), so an incremental extract sees every
-deletion as a tombstone; nothing is inferred from absence.
+deletion as a tombstone; nothing is inferred from absence. A page without its envelope
+(``data``, ``next_cursor``) or with a record without an id fails the extract as incomplete
+(G7), never read as the end of the listing.
 """
 
 from datetime import UTC, datetime, timedelta

@@ -17,9 +17,11 @@ incremental extract still asks for every page, just cheaply.
 
 Known limit of offset paging: a record deleted in Tripletex *while* a multi-page listing
 is being read shifts the later pages by one, so one live record can be missed in that
-run (an insertion instead shows a record twice, which staging de-duplicates). Re-probing
-page 0 after the pass would catch it at one extra request per multi-page listing; the
-mass-delete hold (G7) bounds the damage meanwhile, and the next run sees the record again.
+run (an insertion instead shows a record twice, which staging de-duplicates). The apply
+step therefore proves every deletion derived from a listing with a GET by id before it
+writes or detaches anything (P9, C7, E4), so such a record only misses one run's changes.
+A page without its envelope (``values``, ``fullResultSize``) or with a record without an
+id fails the extract as incomplete (G7): it is never read as an empty page.
 """
 
 from dataclasses import dataclass, field

@@ -1,12 +1,23 @@
-"""Deletions (P8, P9, C6, C7) behind the mass-deletion guard (G7).
+"""Deletions (P8, P9, C6, C7, E4) behind the mass-deletion guard (G7), and the log of
+detached links (G13).
 
-A linked record is gone when Svenn shows its tombstone, or when it is missing from a
-snapshot whose latest extract completed (an incomplete extract proves nothing, G7).
-Then: Svenn project gone → detach (P8); Tripletex project gone → Svenn project completed,
-detach (P9); Svenn customer gone → detach, never a Tripletex delete (C6); Tripletex
-customer gone → deleted in Svenn, detach (C7). Tripletex cannot delete employees (E4),
-so a vanished employee on either side only detaches its link. If an entity's deletions
-exceed the tenant's share of its active links, all of them are held for an operator.
+A linked record is gone in Svenn only by its tombstone (Svenn deletes softly, so absence
+from a listing proves nothing), and gone in Tripletex when it is missing from a snapshot
+whose latest extract completed (an incomplete extract proves nothing, G7). Then:
+
+- Svenn side (P8, C6, E4 from a tombstone): the link is detached, nothing is written.
+- Tripletex project gone (P9): the Svenn project is completed; Tripletex customer gone
+  (C7): the Svenn customer is deleted. The detach is the outcome of that write (the
+  executor proves the Tripletex record gone with a GET by id first), so a skipped,
+  refused or failed write leaves the link as it was for the next run.
+- Tripletex side without a write (E4: Tripletex cannot delete employees, so a vanished
+  one only detaches; P9 when the Svenn project is completed already): a detach whose
+  payload ``{"verify": "tripletex_gone"}`` tells the executor to GET the record by id and
+  detach only on 404.
+
+If an entity's deletions exceed the tenant's share of its active links, all of them are
+held for an operator. Every detached link is raised again as LINK_DETACHED each run, so
+the warning stays open until an operator re-attaches it (``sync-pipeline relink``).
 """
 
 import time
@@ -43,7 +54,8 @@ def _records(side: str) -> str:
 
 
 def gone_links_sql() -> str:
-    """Active links whose record is gone on a side (tombstone, or missing from a complete extract)."""
+    """Active links whose record is gone on a side: a Svenn tombstone, or missing from a
+    complete Tripletex extract (never absence from a Svenn listing)."""
     rule = (
         "CASE "
         + " ".join(
@@ -53,18 +65,17 @@ def gone_links_sql() -> str:
     )
     return f"""
     WITH latest AS (
-      SELECT system, entity, arg_max(complete, started_at) AS complete
-      FROM sync.extracts WHERE tenant = $tenant GROUP BY ALL
+      SELECT entity, arg_max(complete, started_at) AS complete
+      FROM sync.extracts WHERE tenant = $tenant AND system = 'tripletex' GROUP BY ALL
     ),
     l AS (
       SELECT l.entity, l.svenn_id, l.tripletex_id,
-             coalesce(sv.deleted, false) OR (sv.id IS NULL AND coalesce(xs.complete, false)) AS svenn_gone,
+             coalesce(sv.deleted, false) AS svenn_gone,
              coalesce(tv.deleted, false) OR (tv.id IS NULL AND coalesce(xt.complete, false)) AS tripletex_gone
       FROM sync.links l
       LEFT JOIN ({_records("svenn")}) sv ON sv.entity = l.entity AND sv.id = l.svenn_id
       LEFT JOIN ({_records("tripletex")}) tv ON tv.entity = l.entity AND tv.id = l.tripletex_id
-      LEFT JOIN latest xs ON xs.system = 'svenn' AND xs.entity = l.entity
-      LEFT JOIN latest xt ON xt.system = 'tripletex' AND xt.entity = l.entity
+      LEFT JOIN latest xt ON xt.entity = l.entity
       WHERE l.tenant = $tenant AND l.state = 'active'
     )
     SELECT entity, svenn_id, tripletex_id,
@@ -97,32 +108,39 @@ def g7_guard_sql() -> str:
 
 
 def deletion_operations_sql() -> str:
-    """P9 completes the Svenn project, C7 deletes the Svenn customer; every deletion detaches."""
+    """P9 completes the Svenn project, C7 deletes the Svenn customer, and the link is
+    detached by that write's outcome; every other deletion is a detach row of its own,
+    verified by a GET by id (payload ``verify``) when it comes from a Tripletex listing."""
     return f"""
     WITH d AS (
       SELECT d.*, sv.version AS s_version, sv.status, sv.deleted AS s_deleted,
              coalesce(tv.label, sv.label) AS label, l.key,
-             CASE WHEN d.held THEN 'mass_delete' END AS held_reason
+             CASE WHEN d.held THEN 'mass_delete' END AS held_reason,
+             CASE d.deleted_on WHEN 'svenn' THEN 'deleted in Svenn'
+               WHEN 'both' THEN 'deleted in both systems'
+               ELSE 'missing from a complete Tripletex listing' END AS why
       FROM rules.deletions d
       JOIN sync.links l ON l.tenant = d.tenant AND l.entity = d.entity AND l.state = 'active'
         AND l.svenn_id IS NOT DISTINCT FROM d.svenn_id AND l.tripletex_id IS NOT DISTINCT FROM d.tripletex_id
       LEFT JOIN ({_records("svenn")}) sv ON sv.entity = d.entity AND sv.id = d.svenn_id
       LEFT JOIN ({_records("tripletex")}) tv ON tv.entity = d.entity AND tv.id = d.tripletex_id
       WHERE d.tenant = $tenant
+    ),
+    op AS (
+      SELECT *, CASE WHEN deleted_on <> 'tripletex' THEN 'detach'
+                     WHEN rule_id = 'P9' AND status IS DISTINCT FROM 'completed' THEN 'complete'
+                     WHEN rule_id = 'C7' THEN 'delete'
+                     ELSE 'detach' END AS operation
+      FROM d
     )
-    SELECT $tenant, 'deletions', entity, 'svenn', 'complete', svenn_id, tripletex_id, key, label,
-           json_object('status', 'completed'), ['status'], ['P9', 'P7'],
-           'deleted in Tripletex', s_version, NULL, held_reason
-    FROM d WHERE rule_id = 'P9' AND deleted_on = 'tripletex' AND status IS DISTINCT FROM 'completed'
-    UNION ALL
-    SELECT $tenant, 'deletions', entity, 'svenn', 'delete', svenn_id, tripletex_id, key, label,
-           NULL, NULL, ['C7'], 'deleted in Tripletex', s_version, NULL, held_reason
-    FROM d WHERE rule_id = 'C7' AND deleted_on = 'tripletex'
-    UNION ALL
-    SELECT $tenant, 'deletions', entity, 'state', 'detach', svenn_id, tripletex_id, key, label,
-           NULL, NULL, [rule_id, 'G7'], 'deleted in ' || CASE deleted_on WHEN 'svenn' THEN 'Svenn'
-             WHEN 'tripletex' THEN 'Tripletex' ELSE 'both systems' END, NULL, NULL, held_reason
-    FROM d
+    SELECT $tenant, 'deletions', entity, CASE operation WHEN 'detach' THEN 'state' ELSE 'svenn' END,
+           operation, svenn_id, tripletex_id, key, label,
+           CASE WHEN operation = 'complete' THEN json_object('status', 'completed')
+                WHEN deleted_on = 'tripletex' THEN json_object('verify', 'tripletex_gone') END,
+           CASE WHEN operation = 'complete' THEN ['status'] END,
+           CASE WHEN operation = 'complete' THEN ['P9', 'P7', 'G7'] ELSE [rule_id, 'G7'] END,
+           why, CASE WHEN operation <> 'detach' THEN s_version END, NULL, held_reason
+    FROM op
     """
 
 
@@ -141,6 +159,26 @@ def tombstone_link_operations_sql() -> str:
     """
 
 
+def g13_detached_links_sql() -> str:
+    """G13: every detached link of the tenant, with the rule that detached it and why,
+    raised again each run so its warning stays open until the link is re-attached."""
+    return f"""
+    SELECT $tenant, 'deletions', l.entity, NULL, l.svenn_id, l.tripletex_id,
+           coalesce(tv.label, sv.label, l.key), 'LINK_DETACHED',
+           json_object('rule_id', d.rule_id, 'reason', coalesce(d.reason, 'unknown'),
+                       'detached_at', d.detached_at, 'detached_by_run', d.run_id)
+    FROM sync.links l
+    LEFT JOIN (SELECT * FROM sync.link_detachments WHERE tenant = $tenant
+               QUALIFY row_number() OVER (PARTITION BY entity, svenn_id, tripletex_id
+                                          ORDER BY detached_at DESC) = 1) d
+      ON d.entity = l.entity AND d.svenn_id IS NOT DISTINCT FROM l.svenn_id
+      AND d.tripletex_id IS NOT DISTINCT FROM l.tripletex_id
+    LEFT JOIN ({_records("svenn")}) sv ON sv.entity = l.entity AND sv.id = l.svenn_id
+    LEFT JOIN ({_records("tripletex")}) tv ON tv.entity = l.entity AND tv.id = l.tripletex_id
+    WHERE l.tenant = $tenant AND l.state = 'detached'
+    """
+
+
 def g7_findings_sql() -> str:
     return """
     SELECT $tenant, 'deletions', entity, NULL, NULL, NULL, NULL, 'MASS_DELETE_HELD',
@@ -152,8 +190,10 @@ def g7_findings_sql() -> str:
 @rule_asset(
     "deletions",
     [rules_key("pairs")],
-    "Links whose record is gone on one side (P8, P9, C6, C7; only from complete extracts), "
-    "with the mass-deletion guard (G7): detach/complete/delete operations.",
+    "Links whose record is gone on one side (P8, P9, C6, C7, E4: a Svenn tombstone, or "
+    "missing from a complete Tripletex extract), with the mass-deletion guard (G7): "
+    "complete/delete operations that detach on success, verified detaches; LINK_DETACHED "
+    "for every detached link (G13).",
 )
 def deletions(context: AssetExecutionContext):
     started = time.perf_counter()
@@ -169,7 +209,12 @@ def deletions(context: AssetExecutionContext):
                 "deletions": replace_rows(conn, "rules.deletions", tenant, g7_guard_sql(), params),
                 "operations": replace_rows(conn, "rules.operations", tenant, ops, params, where),
                 "findings": replace_rows(
-                    conn, "rules.findings", tenant, g7_findings_sql(), params, where
+                    conn,
+                    "rules.findings",
+                    tenant,
+                    f"{g7_findings_sql()} UNION ALL {g13_detached_links_sql()}",
+                    params,
+                    where,
                 ),
             }
 
