@@ -4,8 +4,8 @@
 recorded in the persistent Dagster instance (``DAGSTER_HOME``, default
 ``data/dagster_home``) so every run shows in the UI. The other commands read or
 record operator decisions in DuckDB. Any problem an operator can fix (unknown
-tenant, bad tenants file, database locked) is one line on stderr and exit code 2;
-a failed run is exit code 1 with its reason.
+tenant, bad tenants file, database locked, the tenant being synced by another run,
+G13) is one line on stderr and exit code 2; a failed run is exit code 1 with its reason.
 """
 
 from __future__ import annotations
