@@ -402,3 +402,46 @@ def test_G13_released_at_the_end_of_a_run_and_by_the_failure_hook(tmp_path):
     with db.get_connection() as conn:
         assert lease.current(conn, "acme").live is False
         assert lease.acquire(conn, "acme", "next").run_id == "next"
+
+
+def _poll(predicate, timeout: float = 20.0) -> bool:
+    """Wait for an observed state (the renewer thread's writes), not for time to pass."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_G13_lease_renewed_while_a_step_runs_and_a_lost_lease_stops_it(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from sync_pipeline.assets.lease import holding
+
+    monkeypatch.setenv(lease.TTL_ENV, "0.6")
+    db = SyncDuckDB(database=str(tmp_path / "state.duckdb"))
+    with db.get_connection() as conn:
+        first = lease.acquire(conn, "acme", "run-1")
+    context = SimpleNamespace(
+        partition_key="acme",
+        run=SimpleNamespace(run_id="run-1"),
+        instance=dg.DagsterInstance.ephemeral(),
+        log=SimpleNamespace(warning=lambda _msg: None),
+    )
+
+    def current():
+        with db.get_connection() as conn:
+            return lease.current(conn, "acme")
+
+    with holding(context, db) as held:
+        assert _poll(lambda: current().renewed_at > first.renewed_at)  # renewed meanwhile
+        held.check()
+        with db.get_connection() as conn:  # the lease expired and another run took it
+            conn.execute("UPDATE sync.leases SET run_id = 'run-2' WHERE tenant = 'acme'")
+        assert _poll(held.lost.is_set)
+        with pytest.raises(dg.Failure, match="lost its lease"):
+            held.check()
+    assert current().run_id == "run-2"  # a run-scoped lease is not released by its step
