@@ -74,13 +74,17 @@ def tenant_partitions_sensor(context: dg.SensorEvaluationContext, tenants: Tenan
 
 
 @contextmanager
-def brief_connection(path: str, wait_s: float = 5.0) -> Iterator[duckdb.DuckDBPyConnection | None]:
+def brief_connection(
+    store: SyncDuckDB, wait_s: float = 5.0
+) -> Iterator[duckdb.DuckDBPyConnection | None]:
     """A connection if the file is free within ``wait_s`` (a run holds it only briefly),
-    else None: a sensor tick must not hang on a busy state store."""
+    else None: a sensor tick must not hang on a busy state store. Same configuration as
+    the resource's connections, which DuckDB requires within one process."""
+    config = {"custom_user_agent": "dagster", **store.connection_config}
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            conn = duckdb.connect(path)
+            conn = duckdb.connect(store.database, config=config)
             break
         except duckdb.IOException:
             if time.monotonic() >= deadline:
@@ -103,7 +107,7 @@ def brief_connection(path: str, wait_s: float = 5.0) -> Iterator[duckdb.DuckDBPy
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def orphaned_runs_sensor(context: dg.SensorEvaluationContext, duckdb: SyncDuckDB):
-    with brief_connection(duckdb.database) as conn:
+    with brief_connection(duckdb) as conn:
         if conn is None:
             return dg.SkipReason("the state store is busy; checked again next tick")
         failed = lease.fail_orphaned_runs(context.instance, conn)
