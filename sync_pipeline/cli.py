@@ -4,8 +4,8 @@
 recorded in the persistent Dagster instance (``DAGSTER_HOME``, default
 ``data/dagster_home``) so every run shows in the UI. The other commands read or
 record operator decisions in DuckDB. Any problem an operator can fix (unknown
-tenant, bad tenants file, database locked) is one line on stderr and exit code 2;
-a failed run is exit code 1 with its reason.
+tenant, bad tenants file, database locked, the tenant being synced by another run,
+G13) is one line on stderr and exit code 2; a failed run is exit code 1 with its reason.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 
 import duckdb
 
+from sync_pipeline import lease
 from sync_pipeline.resources.storage import duckdb_path, migrate
 from sync_pipeline.tenants import TENANTS_FILE_ENV, TenantConfig, TenantConfigError, load_tenants
 
@@ -281,49 +282,18 @@ def _progress_logger_def():
     return progress
 
 
-@contextmanager
-def _tenant_lock(tenant: str) -> Iterator[None]:
-    """At most one CLI run per tenant at a time; the OS releases it if the process dies."""
-    locks = dagster_home() / "locks"
-    locks.mkdir(exist_ok=True)
-    with open(locks / f"{tenant}.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CliError(
-                f"tenant '{tenant}': another sync-pipeline run of this tenant is in progress",
-                EXIT_FAILED,
-            ) from None
-        yield
+class TenantBusy(CliError):
+    """Another live run syncs the tenant (G13); exit code 2, one line."""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fail_orphaned_runs(instance) -> None:
-    """Mark failed the runs of CLI processes that were killed: they would show as running
-    forever and keep their DuckDB pool slot, blocking every later run."""
-    from dagster import RunsFilter
-    from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
-
-    records = instance.get_run_records(
-        RunsFilter(
-            statuses=NOT_FINISHED_STATUSES, tags={"sync_pipeline/host": socket.gethostname()}
-        )
-    )
-    for record in records:
-        run = record.dagster_run
-        pid = run.tags.get("sync_pipeline/pid", "")
-        if pid.isdigit() and not _alive(int(pid)):
-            instance.report_run_failed(run, "the sync-pipeline process running it was killed")
-            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+def _refuse_if_busy(instance, tenant: str) -> None:
+    """Before a run: mark failed the runs whose process is gone, then refuse while another
+    live run holds the tenant's lease (the run's own first step would refuse it too)."""
+    with open_db() as conn:
+        lease.fail_orphaned_runs(instance, conn)
+        held = lease.live_holder(conn, tenant, lease.finished_in(instance))
+    if held is not None:
+        raise TenantBusy(f"{lease.LeaseRefused(held)}; try again when it has finished")
 
 
 def execute(job_name: str, tenant: str, *, full: bool, origin: str = "cli"):
@@ -334,20 +304,35 @@ def execute(job_name: str, tenant: str, *, full: bool, origin: str = "cli"):
 
     instance = dagster_instance()
     ensure_tenant_partitions(instance, [tenant])
-    _fail_orphaned_runs(instance)
+    _refuse_if_busy(instance, tenant)
     job = defs.resolve_job_def(job_name).with_logger_defs({"progress": _progress_logger_def()})
     tags = {
         **run_tags(tenant, full=full, origin=origin),
-        "sync_pipeline/pid": str(os.getpid()),
-        "sync_pipeline/host": socket.gethostname(),
+        lease.PID_TAG: str(os.getpid()),
+        lease.HOST_TAG: socket.gethostname(),
     }
-    return job.execute_in_process(
-        instance=instance,
-        partition_key=tenant,
-        tags=tags,
-        run_config={"loggers": {"progress": {}}},
-        raise_on_error=False,
-    )
+    try:
+        return job.execute_in_process(
+            instance=instance,
+            partition_key=tenant,
+            tags=tags,
+            run_config={"loggers": {"progress": {}}},
+            raise_on_error=False,
+        )
+    finally:  # whatever ended the run (Ctrl-C too), this process holds the tenant no more
+        with suppress(CliError), open_db(SUMMARY_LOCK_WAIT_S) as conn:
+            lease.release_holder(conn, tenant, lease.holder_id())
+
+
+def _refusal(tenant: str, run_id: str) -> str | None:
+    """The reason a run was refused at its first step (G13), or None."""
+    with open_db(SUMMARY_LOCK_WAIT_S) as conn:
+        rows = _rows(
+            conn,
+            "SELECT reason FROM sync.runs WHERE tenant = ? AND run_id = ? AND outcome = 'refused'",
+            [tenant, run_id],
+        )
+    return rows[0]["reason"] if rows else None
 
 
 def _failure_reason(result) -> str:
@@ -470,12 +455,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_db_available()
     summaries: list[dict] = []
     failures: list[str] = []
+    refused: list[str] = []
     for key in keys:
         print(f"sync {key} ({'full' if args.full else 'incremental'} extract)", flush=True)
-        with _tenant_lock(key):
+        try:
             result = execute("sync_job", key, full=args.full)
+        except TenantBusy as busy:
+            refused.append(str(busy))
+            continue
         if not result.success:
-            failures.append(f"{key}: {_failure_reason(result)}")
+            reason = _refusal(key, result.run_id)
+            if reason:
+                refused.append(f"tenant '{key}' refused: {reason}")
+            else:
+                failures.append(f"{key}: {_failure_reason(result)}")
             continue
         rows, run, not_applied = _run_summary(key, result.run_id)
         summaries += rows
@@ -502,7 +495,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(format_table(summaries, SUMMARY_COLUMNS))
     for failure in failures:
         print(f"sync-pipeline: run failed: {failure}", file=sys.stderr)
-    return EXIT_FAILED if failures else EXIT_OK
+    for refusal in refused:
+        print(f"sync-pipeline: {refusal}", file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_USAGE if refused else EXIT_OK
 
 
 PLAN_COLUMNS = (
@@ -523,9 +518,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     key = _selected(args, tenants)[0]
     _check_db_available()
     print(f"plan {key} (nothing is written to Svenn or Tripletex)", flush=True)
-    with _tenant_lock(key):
-        result = execute("plan_job", key, full=args.full)
+    result = execute("plan_job", key, full=args.full)
     if not result.success:
+        reason = _refusal(key, result.run_id)
+        if reason:
+            raise TenantBusy(f"tenant '{key}' refused: {reason}")
         print(f"sync-pipeline: plan failed: {key}: {_failure_reason(result)}", file=sys.stderr)
         return EXIT_FAILED
     show_plan(key, result.run_id, limit=args.limit)
@@ -663,6 +660,7 @@ def cmd_tenants(args: argparse.Namespace) -> int:
                 conn, "SELECT DISTINCT tenant FROM sync.approvals WHERE action = 'go_live'"
             )
         }
+        leases = lease.all_leases(conn)
     dagster_runs = _last_runs(keys)
     rows = []
     for key in keys:
@@ -689,9 +687,16 @@ def cmd_tenants(args: argparse.Namespace) -> int:
                 "open_errors": f"{errs.get('e', 0)} errors, {errs.get('w', 0)} warnings, "
                 f"{errs.get('i', 0)} info",
                 "health": f"FAILING ({streak} runs in a row)" if streak >= FAILING_STREAK else "ok",
+                "lease": lease.describe_for_tenants(leases.get(key)),
             }
         )
-    print(format_table(rows, ("tenant", "mode", "last_run", "outcome", "open_errors", "health")))
+    print(
+        format_table(
+            rows,
+            ("tenant", "mode", "last_run", "outcome", "open_errors", "health", "lease"),
+            max_width=90,
+        )
+    )
     return EXIT_OK
 
 
@@ -805,6 +810,171 @@ def cmd_relink(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- G13: links doubled by overlapping runs ----------------------------------------------------
+def g13_duplicate_links_sql() -> str:
+    """Active links sharing a Svenn or Tripletex id with another active link of their entity,
+    and whether their records' keys still match in staging (both live, equal G3 key; for
+    employees also the same e-mail)."""
+    from sync_pipeline.assets.rules.eligibility import key_sql
+    from sync_pipeline.model import ENTITIES, staging_table
+
+    def match(entity: str) -> str:
+        keys = f"{key_sql(entity, 's.number')} = {key_sql(entity, 't.number')}"  # type: ignore[arg-type]
+        if entity == "employee":
+            keys += " OR nullif(lower(trim(s.email)), '') = lower(trim(t.email))"
+        return f"coalesce(NOT s.deleted AND NOT t.deleted AND ({keys}), false)"
+
+    per_entity = " UNION ALL ".join(
+        f"""SELECT d.rid, {match(e)} AS keys_match FROM dup d
+            LEFT JOIN {staging_table("svenn", e)} s ON s.tenant = $tenant AND s.id = d.svenn_id
+            LEFT JOIN {staging_table("tripletex", e)} t
+              ON t.tenant = $tenant AND t.id = d.tripletex_id
+            WHERE d.entity = '{e}'"""
+        for e in ENTITIES
+    )
+    return f"""
+    WITH active AS (
+      SELECT rowid AS rid, entity, svenn_id, tripletex_id, linked_at, last_synced_at
+      FROM sync.links WHERE tenant = $tenant AND state = 'active'
+        AND NOT list_contains($copies, rowid)   -- exact copies of a pair count once
+    ),
+    dup AS (
+      SELECT * FROM active a WHERE EXISTS (
+        SELECT 1 FROM active b WHERE b.entity = a.entity AND b.rid <> a.rid
+          AND (b.svenn_id = a.svenn_id OR b.tripletex_id = a.tripletex_id))
+    )
+    SELECT d.*, m.keys_match FROM dup d JOIN ({per_entity}) m USING (rid)
+    """
+
+
+def g13_keep_sql() -> str:
+    """Of the duplicates (``_dup``), the links kept: keys matching, one per Svenn id, then one
+    per Tripletex id (the most recently synced, then the oldest); all others are detached."""
+    return """
+    WITH per_svenn AS (
+      SELECT *, row_number() OVER (
+        PARTITION BY entity, svenn_id IS NULL, coalesce(svenn_id, rid)
+        ORDER BY last_synced_at DESC NULLS LAST, linked_at, rid) AS n
+      FROM _dup WHERE keys_match
+    ),
+    per_tripletex AS (
+      SELECT *, row_number() OVER (
+        PARTITION BY entity, tripletex_id IS NULL, coalesce(tripletex_id, rid)
+        ORDER BY last_synced_at DESC NULLS LAST, linked_at, rid) AS n2
+      FROM per_svenn WHERE n = 1
+    )
+    SELECT rid FROM per_tripletex WHERE n2 = 1
+    """
+
+
+def _detached_finding(tenant: str, repair_id: str, pair: dict) -> Any:
+    from sync_pipeline.assets.apply.errors import Finding
+    from sync_pipeline.model import CODES
+
+    spec = CODES["LINK_DETACHED"]
+    reason = "duplicate active link detached by repair-links"
+    if not pair["keys_match"]:
+        reason += "; the keys no longer match"
+    return Finding(
+        tenant=tenant,
+        run_id=repair_id,
+        entity=pair["entity"],
+        side=None,
+        svenn_id=pair["svenn_id"],
+        tripletex_id=pair["tripletex_id"],
+        record_label=None,
+        code=spec.code,
+        severity=spec.severity,
+        rule_id=spec.rule_id,
+        message=spec.message,
+        details={"rule_id": spec.rule_id, "reason": reason},
+    )
+
+
+def cmd_repair_links(args: argparse.Namespace) -> int:
+    """Resolve ids held by two active links (G13): exact copies of one pair are merged into
+    one link; of differing pairs the one whose keys still match on both sides stays, every
+    other is detached and logged as LINK_DETACHED. Holds the tenant's lease meanwhile."""
+    from sync_pipeline.assets.apply.errors import insert_findings, merge_error_log
+
+    tenants = _tenants(args)
+    key = _selected(args, tenants)[0]
+    instance = dagster_instance()
+    _refuse_if_busy(instance, key)
+    repair_id = f"repair-links-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{os.getpid()}"
+    with open_db() as conn:
+        if not args.dry_run:
+            try:
+                lease.acquire(conn, key, repair_id, finished=lease.finished_in(instance))
+            except lease.LeaseRefused as refused:
+                raise TenantBusy(f"{refused}; try again when it has finished") from None
+        try:
+            conn.execute("BEGIN TRANSACTION")
+            copies = _rows(
+                conn,
+                """SELECT rowid AS rid, entity, svenn_id, tripletex_id FROM sync.links
+                   WHERE tenant = ? AND state = 'active'
+                     AND svenn_id IS NOT NULL AND tripletex_id IS NOT NULL
+                   QUALIFY row_number() OVER (PARTITION BY entity, svenn_id, tripletex_id
+                     ORDER BY last_synced_at DESC NULLS LAST, linked_at, rowid) > 1""",
+                [key],
+            )
+            if copies and not args.dry_run:
+                conn.execute(
+                    "DELETE FROM sync.links WHERE tenant = ? AND rowid IN (SELECT unnest(?))",
+                    [key, [r["rid"] for r in copies]],
+                )
+            conn.execute(
+                f"CREATE OR REPLACE TEMP TABLE _dup AS {g13_duplicate_links_sql()}",
+                {"tenant": key, "copies": [r["rid"] for r in copies]},
+            )
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE _keep AS {g13_keep_sql()}")
+            pairs = _rows(
+                conn,
+                """SELECT d.entity, d.svenn_id, d.tripletex_id, d.keys_match,
+                          CASE WHEN k.rid IS NULL THEN 'detach' ELSE 'keep' END AS action
+                   FROM _dup d LEFT JOIN _keep k USING (rid)
+                   ORDER BY d.entity, d.svenn_id, d.tripletex_id""",
+            )
+            detached = [p for p in pairs if p["action"] == "detach"]
+            if detached and not args.dry_run:
+                # G13: why, for the LINK_DETACHED warning every later run raises again
+                conn.execute(
+                    "INSERT INTO sync.link_detachments SELECT tenant, entity, svenn_id, "
+                    "tripletex_id, 'G13', 'duplicate active link detached by repair-links', "
+                    "?, now() FROM sync.links WHERE tenant = ? AND rowid IN "
+                    "(SELECT rid FROM _dup ANTI JOIN _keep USING (rid))",
+                    [repair_id, key],
+                )
+                conn.execute(
+                    "UPDATE sync.links SET state = 'detached' WHERE tenant = ? AND rowid IN "
+                    "(SELECT rid FROM _dup ANTI JOIN _keep USING (rid))",
+                    [key],
+                )
+                insert_findings(conn, [_detached_finding(key, repair_id, p) for p in detached])
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            if not args.dry_run:
+                lease.release(conn, repair_id, key)
+        if detached and not args.dry_run:
+            merge_error_log(conn, key, repair_id, complete=False)
+    if not copies and not pairs:
+        print(f"tenant '{key}': no id is in two active links; nothing to repair")
+        return EXIT_OK
+    verb = "would be" if args.dry_run else "were"
+    print(f"tenant '{key}': {len(copies)} copies of a link {verb} merged into one")
+    if pairs:
+        print(format_table(pairs, ("entity", "svenn_id", "tripletex_id", "keys_match", "action")))
+    print(
+        f"tenant '{key}': {len(pairs) - len(detached)} links kept, {len(detached)} {verb} "
+        "detached (LINK_DETACHED in the error log; re-attach one with `sync-pipeline relink`)"
+    )
+    return EXIT_OK
+
+
 # -- entry point ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -861,7 +1031,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant", metavar="KEY", required=True)
     p.add_argument("--by", help="who confirms (default: $USER)")
 
-    command("tenants", cmd_tenants, "each tenant's mode, last run, outcome and open errors")
+    command("tenants", cmd_tenants, "each tenant's mode, last run, outcome, open errors and lease")
+
+    p = command(
+        "repair-links",
+        cmd_repair_links,
+        "resolve ids held by two active links: keep the pair whose keys match, detach the "
+        "others (G13)",
+    )
+    p.add_argument("--tenant", metavar="KEY", required=True)
+    p.add_argument("--dry-run", action="store_true", help="only report what would change")
     return parser
 
 

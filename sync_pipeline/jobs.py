@@ -1,7 +1,12 @@
-"""The jobs operators run: a whole sync, or the plan alone (review, G9)."""
+"""The jobs operators run: a whole sync, or the plan alone (review, G9).
+
+Both start with ``sync/lease`` (group ``extract``): one run per tenant at a time, whoever
+starts it (G13); a failed step releases the lease through the failure hook.
+"""
 
 from dagster import AssetSelection, define_asset_job
 
+from sync_pipeline.assets.lease import release_lease_on_failure
 from sync_pipeline.partitions import tenant_partitions
 
 #: Run tag that asks the extract assets for a full (not incremental) extract.
@@ -12,6 +17,7 @@ sync_job = define_asset_job(
     selection=AssetSelection.groups("extract", "rules", "apply"),
     partitions_def=tenant_partitions,
     description="Extract both systems, plan by the sync rules and apply the plan, for one tenant.",
+    hooks={release_lease_on_failure},
 )
 
 plan_job = define_asset_job(
@@ -19,4 +25,5 @@ plan_job = define_asset_job(
     selection=AssetSelection.groups("extract", "rules"),
     partitions_def=tenant_partitions,
     description="Extract both systems and compute the plan without writing to either (G9).",
+    hooks={release_lease_on_failure},
 )

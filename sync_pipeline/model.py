@@ -247,5 +247,17 @@ _CODES = (
         "G5",
         "Tjenesten svarte ikke; posten forsøkes igjen ved neste kjøring.",
     ),
+    Code(
+        "RUN_ALREADY_ACTIVE",
+        "warning",
+        "G13",
+        "En annen synkronisering av firmaet pågår; denne kjøringen ble avvist.",
+    ),
+    Code(
+        "LINK_REFUSED",
+        "error",
+        "G13",
+        "Posten er allerede koblet til en annen post; den nye koblingen ble ikke lagret.",
+    ),
 )
 CODES: dict[str, Code] = {c.code: c for c in _CODES}

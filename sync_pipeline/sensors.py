@@ -4,13 +4,24 @@ Adding a tenant is an edit of the tenants file, not a code change: within a minu
 sensor adds its partition (and removes the partition of a tenant that left the file).
 A file that cannot be read or validated changes nothing: the sensor skips with the
 file's one-line error, so a typo never removes every tenant.
+
+The orphaned-runs sensor (G13) marks failed a run whose process is gone (``kill -9``, power
+loss): its tenant lease expired without renewal, or its CLI process on this host died. So
+it no longer shows as running, the schedules (which skip a tenant whose run is going)
+sync the tenant again, and its pool slots are freed. It also releases leases still held
+by runs that are over (terminated from the UI).
 """
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import dagster as dg
+import duckdb
 
+from sync_pipeline import lease
 from sync_pipeline.partitions import tenant_partitions
+from sync_pipeline.resources.storage import SyncDuckDB, migrate
 from sync_pipeline.tenants import TenantConfigError, TenantsResource
 
 PARTITIONS_NAME = tenant_partitions.name
@@ -62,4 +73,52 @@ def tenant_partitions_sensor(context: dg.SensorEvaluationContext, tenants: Tenan
     return dg.SensorResult(dynamic_partitions_requests=requests)
 
 
-SENSORS: list = [tenant_partitions_sensor]
+@contextmanager
+def brief_connection(
+    store: SyncDuckDB, wait_s: float = 5.0
+) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """A connection if the file is free within ``wait_s`` (a run holds it only briefly),
+    else None: a sensor tick must not hang on a busy state store. Same configuration as
+    the resource's connections, which DuckDB requires within one process."""
+    config = {"custom_user_agent": "dagster", **store.connection_config}
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            conn = duckdb.connect(store.database, config=config)
+            break
+        except duckdb.IOException:
+            if time.monotonic() >= deadline:
+                yield None
+                return
+            time.sleep(0.2)
+    try:
+        migrate(conn)
+        yield conn
+    finally:
+        conn.close()
+
+
+@dg.sensor(
+    name="orphaned_runs_sensor",
+    description="Marks failed the sync runs whose process is gone (their tenant lease expired "
+    "without renewal, G13), so the tenant's schedule syncs it again; releases leases of "
+    "runs that are over.",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def orphaned_runs_sensor(context: dg.SensorEvaluationContext, duckdb: SyncDuckDB):
+    with brief_connection(duckdb) as conn:
+        if conn is None:
+            return dg.SkipReason("the state store is busy; checked again next tick")
+        failed = lease.fail_orphaned_runs(context.instance, conn)
+        freed = lease.release_finished(context.instance, conn)
+    for run_id in failed:
+        context.log.warning(f"run {run_id} marked failed: its process is gone (G13)")
+    if not failed and not freed:
+        return dg.SkipReason("no orphaned run")
+    return dg.SkipReason(
+        f"marked failed: {', '.join(failed) or 'none'}; leases released: {', '.join(freed) or 'none'}"
+    )
+
+
+SENSORS: list = [tenant_partitions_sensor, orphaned_runs_sensor]

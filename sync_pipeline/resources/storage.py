@@ -297,6 +297,21 @@ CREATE TABLE IF NOT EXISTS sync.link_detachments (
 );
 """,
     ),
+    (
+        9,
+        "one run per tenant: the tenant lease (G13)",
+        """
+-- G13: the run that may sync a tenant now. Taken by the first step of a run with a guarded
+-- write (free, released, expired or held by a dead run), renewed while the run works,
+-- released at its end; a run killed outright loses it when expires_at passes.
+CREATE TABLE IF NOT EXISTS sync.leases (
+  tenant VARCHAR PRIMARY KEY, run_id VARCHAR NOT NULL,
+  holder VARCHAR NOT NULL,                        -- host:pid of the process running the run
+  acquired_at TIMESTAMPTZ NOT NULL, renewed_at TIMESTAMPTZ NOT NULL,
+  expires_at TIMESTAMPTZ NOT NULL, released_at TIMESTAMPTZ
+);
+""",
+    ),
 ]
 
 
@@ -338,5 +353,11 @@ class SyncDuckDB(DuckDBResource):
         if self.database != ":memory:":
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         with super().get_connection() as conn:
-            migrate(conn)  # two cheap queries when nothing is pending
-            yield conn
+            try:
+                migrate(conn)  # two cheap queries when nothing is pending
+                yield conn
+            except BaseException:
+                # dagster-duckdb closes only on success; an exception (e.g. the G13 refusal)
+                # must not leave the file open in this process, held by the traceback.
+                conn.close()
+                raise

@@ -16,6 +16,7 @@ from sync_pipeline.assets.apply import errors as errlog
 from sync_pipeline.assets.apply.executor import ApplyReport, PlanExecutor, load_plan
 from sync_pipeline.assets.apply.recovery import recover
 from sync_pipeline.assets.apply.sql import first
+from sync_pipeline.assets.lease import holding, release_at_end
 from sync_pipeline.assets.rules.plan import g9_review_sql
 from sync_pipeline.assets.rules.step import bind
 from sync_pipeline.jobs import FULL_EXTRACT_TAG
@@ -63,6 +64,13 @@ def outcome_of(report: ApplyReport) -> str:
 def applied_links(
     context: dg.AssetExecutionContext, duckdb: SyncDuckDB, tenants: TenantsResource
 ) -> dg.MaterializeResult:
+    with holding(context, duckdb) as held:  # G13: renewed while the plan is carried out
+        return _apply(context, duckdb, tenants, held)
+
+
+def _apply(
+    context: dg.AssetExecutionContext, duckdb: SyncDuckDB, tenants: TenantsResource, held: Any
+) -> dg.MaterializeResult:
     tenant, run_id = context.partition_key, context.run.run_id
     config = tenants.get(tenant)
     started = time.monotonic()
@@ -88,6 +96,7 @@ def applied_links(
     svenn = config.svenn_client()
     try:
         if not review:
+            held.check()  # G13: never write for a run that lost the tenant
             recovered = recover(
                 tenant=tenant,
                 run_id=run_id,
@@ -104,6 +113,7 @@ def applied_links(
                 svenn=svenn,
                 log=context.log,
             )
+            held.check()
             report = executor.run(rows)
         requests = {"tripletex": tripletex.requests_made, "svenn": svenn.requests_made}
     finally:
@@ -212,6 +222,15 @@ def finish_error_log(
     ),
 )
 def error_log(
+    context: dg.AssetExecutionContext, duckdb: SyncDuckDB, tenants: TenantsResource
+) -> dg.MaterializeResult:
+    with holding(context, duckdb):
+        result = _error_log(context, duckdb, tenants)
+    release_at_end(context, duckdb)  # the run's last step: the tenant is free (G13)
+    return result
+
+
+def _error_log(
     context: dg.AssetExecutionContext, duckdb: SyncDuckDB, tenants: TenantsResource
 ) -> dg.MaterializeResult:
     tenant, run_id = context.partition_key, context.run.run_id

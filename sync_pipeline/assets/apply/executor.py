@@ -332,13 +332,17 @@ class PlanExecutor:
         """Commit outcomes, their link changes and findings in one transaction."""
         if not results:
             return
-        settled = [r for r in results if r.state != "unknown"]
-        outcomes = [wal.Outcome(r.row.seq, r.state, r.result_id, r.error) for r in settled]
         link_writes = [w for r in results if r.state == "done" for w in r.links]
         findings = [r.finding for r in results if r.finding is not None]
         with self.connect() as conn:
             conn.execute("BEGIN TRANSACTION")
             try:
+                refused = write_links(conn, self.tenant, link_writes)
+                if refused:
+                    findings += self._refuse_links(results, refused)
+                    link_writes = [w for w in link_writes if all(w is not x for x in refused)]
+                settled = [r for r in results if r.state != "unknown"]
+                outcomes = [wal.Outcome(r.row.seq, r.state, r.result_id, r.error) for r in settled]
                 if with_intent:
                     intents = [
                         wal.Intent(
@@ -356,7 +360,6 @@ class PlanExecutor:
                     ]
                     wal.record_intents(conn, self.tenant, self.run_id, intents)
                 wal.record_outcomes(conn, self.tenant, self.run_id, outcomes)
-                write_links(conn, self.tenant, link_writes)
                 insert_findings(conn, findings)
                 conn.execute("COMMIT")
             except Exception:
@@ -372,6 +375,20 @@ class PlanExecutor:
             if r.state in ("failed", "unknown") and r.row.operation == "set_number":
                 self._failed_numbers.append(r.row)
         self.report.findings.extend(findings)
+
+    def _refuse_links(self, results: list[Result], refused: list[LinkWrite]) -> list[Finding]:
+        """G13: a result whose new link the store refused (an id is actively linked
+        already) is recorded as skipped with LINK_REFUSED, never silently dropped."""
+        findings = []
+        for r in results:
+            if r.state == "done" and any(w is x for w in r.links for x in refused):
+                r.state = "skipped"
+                r.error = {
+                    **(r.error or {}),
+                    "reason": "link refused: an id already has an active link (G13)",
+                }
+                findings.append(self._finding(r.row, "LINK_REFUSED", result_id=r.result_id))
+        return findings
 
     def _finding(
         self, row: PlanRow, code: str, *, err: ApiError | None = None, **details: Any

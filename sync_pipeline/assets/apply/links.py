@@ -126,12 +126,37 @@ def _json(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def write_links(conn: duckdb.DuckDBPyConnection, tenant: str, writes: list[LinkWrite]) -> None:
-    """Apply link changes inside the caller's transaction (the WAL outcome's, G5)."""
+def g13_refused_inserts_sql() -> str:
+    """G13: the new links whose Svenn or Tripletex id already has an active link of the
+    entity (in the store or earlier in the same batch). DuckDB has no partial unique index,
+    so the insert is guarded by this query inside the caller's transaction."""
+    return """
+    SELECT i._i FROM _link_inserts AS i
+    WHERE EXISTS (
+        SELECT 1 FROM sync.links AS l
+        WHERE l.tenant = $tenant AND l.entity = i.entity AND l.state = 'active'
+          AND (l.svenn_id = i.svenn_id OR l.tripletex_id = i.tripletex_id))
+       OR EXISTS (
+        SELECT 1 FROM _link_inserts AS o
+        WHERE o._i < i._i AND o.entity = i.entity
+          AND (o.svenn_id = i.svenn_id OR o.tripletex_id = i.tripletex_id))
+    """
+
+
+def write_links(
+    conn: duckdb.DuckDBPyConnection, tenant: str, writes: list[LinkWrite]
+) -> list[LinkWrite]:
+    """Apply link changes inside the caller's transaction (the WAL outcome's, G5).
+
+    Returns the inserts refused because an id of theirs is already actively linked
+    (G13: never two active links for one record); the caller records them, the rest is
+    written."""
     inserts = [w for w in writes if w.action == "insert"]
+    refused: list[LinkWrite] = []
     if inserts:
         frame = pd.DataFrame(
             {
+                "_i": list(range(len(inserts))),
                 "entity": [w.entity for w in inserts],
                 "svenn_id": pd.array([w.svenn_id for w in inserts], dtype="Int64"),
                 "tripletex_id": pd.array([w.tripletex_id for w in inserts], dtype="Int64"),
@@ -144,13 +169,19 @@ def write_links(conn: duckdb.DuckDBPyConnection, tenant: str, writes: list[LinkW
         )
         conn.register("_link_inserts", frame)
         try:
+            rows = conn.execute(
+                f"SELECT _i FROM ({g13_refused_inserts_sql()}) ORDER BY _i", {"tenant": tenant}
+            ).fetchall()
+            refused_ix = [int(r[0]) for r in rows]
+            refused = [inserts[i] for i in refused_ix]
             conn.execute(
                 "INSERT INTO sync.links (tenant, entity, svenn_id, tripletex_id, key, origin, "
                 "state, base, tripletex_version, svenn_version, linked_at, last_synced_at) "
                 "SELECT ?, entity, svenn_id, tripletex_id, key, origin, 'active', "
                 "CAST(base AS JSON), tv, sv, now(), "
-                "CASE WHEN base IS NULL THEN NULL ELSE now() END FROM _link_inserts",
-                [tenant],
+                "CASE WHEN base IS NULL THEN NULL ELSE now() END FROM _link_inserts "
+                "WHERE NOT list_contains(?, _i)",
+                [tenant, refused_ix],
             )
         finally:
             conn.unregister("_link_inserts")
@@ -201,6 +232,7 @@ def write_links(conn: duckdb.DuckDBPyConnection, tenant: str, writes: list[LinkW
             conn.execute(f"UPDATE sync.links SET state = 'detached' WHERE {active}", ids)
         elif w.action != "insert":
             raise ValueError(f"unknown link action {w.action!r}")
+    return refused
 
 
 def apply_to_index(index: LinkIndex, writes: list[LinkWrite]) -> None:

@@ -6,6 +6,9 @@ key, so the record is looked up by it: found → linked with the base the crashe
 run planned (the values it sent); not found → marked failed, and the rules plan
 it again. This run's plan was computed before recovery, so the
 executor skips a create whose source record recovery has just linked.
+
+Only intents of runs that are over are adopted: a run that still holds the tenant's
+live lease (G13) may yet settle its own writes, so its intents are left alone.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from sync_pipeline.assets.apply import wal
+from sync_pipeline.assets.apply.errors import Finding, insert_findings
 from sync_pipeline.assets.apply.executor import KEY_FIELD, Connect, find_tripletex
 from sync_pipeline.assets.apply.links import (
     LinkIndex,
@@ -25,7 +29,7 @@ from sync_pipeline.assets.apply.links import (
     write_links,
 )
 from sync_pipeline.assets.apply.sql import first
-from sync_pipeline.model import PLURAL
+from sync_pipeline.model import CODES, PLURAL
 from sync_pipeline.resources.http import ApiError
 
 #: Svenn is searched from a little before the intent (clock skew between the two hosts).
@@ -56,6 +60,17 @@ def _planned_base(conn: Any, tenant: str, op: wal.UnknownCreate, index: LinkInde
         return resolve_refs(json.loads(row[0]), index, "tripletex", False)
     except UnresolvedRefError:
         return None  # unknown base: the next merge compares the two sides field by field
+
+
+def _refused(
+    tenant: str, run_id: str, op: wal.UnknownCreate, ids: tuple[Any, Any], found: dict[str, Any]
+) -> Finding:
+    spec = CODES["LINK_REFUSED"]
+    details = {"rule_id": spec.rule_id, "recovered_from_run": op.run_id, "result_id": found["id"]}
+    return Finding(
+        tenant, run_id, op.entity, op.target, ids[0], ids[1], op.key, spec.code, spec.severity,
+        spec.rule_id, spec.message, details,
+    )  # fmt: skip
 
 
 def recover(
@@ -130,18 +145,30 @@ def recover(
                         origin=source_side,
                         base=_planned_base(conn, tenant, op, index),
                     )
-                    write_links(conn, tenant, [link])
-                    index.add(op.entity, *ids)
-                    wal.settle_earlier(
-                        conn,
-                        tenant,
-                        op.run_id,
-                        op.seq,
-                        "done",
-                        int(found["id"]),
-                        {"recovery": "found by key and linked"},
-                    )
-                    counts["linked"] += 1
+                    if write_links(conn, tenant, [link]):  # G13: an id got linked meanwhile
+                        wal.settle_earlier(
+                            conn,
+                            tenant,
+                            op.run_id,
+                            op.seq,
+                            "skipped",
+                            int(found["id"]),
+                            {"recovery": "found by key; link refused: an id is linked already"},
+                        )
+                        insert_findings(conn, [_refused(tenant, run_id, op, ids, found)])
+                        counts["link_refused"] += 1
+                    else:
+                        index.add(op.entity, *ids)
+                        wal.settle_earlier(
+                            conn,
+                            tenant,
+                            op.run_id,
+                            op.seq,
+                            "done",
+                            int(found["id"]),
+                            {"recovery": "found by key and linked"},
+                        )
+                        counts["linked"] += 1
                 conn.execute("COMMIT")
             except Exception:
                 conn.execute("ROLLBACK")

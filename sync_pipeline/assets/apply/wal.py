@@ -2,8 +2,8 @@
 
 Every write's intent is committed before the HTTP call, and its outcome (with the
 link change it implies, in the same transaction) after. An intent without outcome
-from an earlier run is a write whose fate is unknown: the process died or the API
-never answered. ``recovery`` settles those before a new run writes anything.
+from an earlier run that is over (no live tenant lease, G13) is a write whose fate is
+unknown: the process died or the API never answered. ``recovery`` settles those before a new run writes anything.
 """
 
 from __future__ import annotations
@@ -115,6 +115,13 @@ def record_without_intent(
     record_outcomes(conn, tenant, run_id, outcomes)
 
 
+#: G13: intents of a run that still holds the tenant's live lease are that run's to settle.
+_NOT_LIVE_RUN = (
+    "run_id NOT IN (SELECT run_id FROM sync.leases WHERE tenant = ? "
+    "AND released_at IS NULL AND expires_at > now())"
+)
+
+
 @dataclass
 class UnknownCreate:
     run_id: str
@@ -134,8 +141,8 @@ def unknown_creates(
     rows = conn.execute(
         "SELECT run_id, seq, entity, target, svenn_id, tripletex_id, key, started_at "
         "FROM sync.operations WHERE tenant = ? AND run_id <> ? AND operation = 'create' "
-        "AND state = 'intent' ORDER BY started_at, seq",
-        [tenant, current_run_id],
+        f"AND state = 'intent' AND {_NOT_LIVE_RUN} ORDER BY started_at, seq",
+        [tenant, current_run_id, tenant],
     ).fetchall()
     return [UnknownCreate(*row) for row in rows]
 
@@ -163,7 +170,7 @@ def abandon_other_intents(conn: duckdb.DuckDBPyConnection, tenant: str, current_
         "UPDATE sync.operations SET state = 'failed', finished_at = now(), error = "
         'CAST(\'{"recovery": "outcome unknown (run interrupted); re-planned from fresh '
         "snapshots\"}' AS JSON) WHERE tenant = ? AND run_id <> ? AND state = 'intent' "
-        "AND operation <> 'create'",
-        [tenant, current_run_id],
+        f"AND operation <> 'create' AND {_NOT_LIVE_RUN}",
+        [tenant, current_run_id, tenant],
     ).fetchall()
     return int(rows[0][0]) if rows else 0

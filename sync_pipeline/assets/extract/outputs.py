@@ -16,6 +16,7 @@ import duckdb
 from pydantic import Field
 
 from sync_pipeline.assets.extract.snapshot import ExtractRecord, record_failed_extract
+from sync_pipeline.assets.lease import LEASE_KEY, holding
 from sync_pipeline.jobs import FULL_EXTRACT_TAG
 from sync_pipeline.model import ENTITIES, PLURAL, Entity, Side, raw_table, staging_table
 from sync_pipeline.resources.http import ApiError
@@ -66,6 +67,7 @@ def specs(side: Side, entity_notes: dict[Entity, str]) -> list[dg.AssetSpec]:
         out.append(
             dg.AssetSpec(
                 raw_key(side, entity),
+                deps=[LEASE_KEY],  # G13: nothing is read before the run holds the tenant
                 description=(
                     f"{_SYSTEM_NAME[side]} {PLURAL[entity]} as the API returns them "
                     f"({raw_table(side, entity)}): API fields, raw JSON, extraction time. "
@@ -219,10 +221,12 @@ def extract_side(
     except TenantConfigError as err:
         raise dg.Failure(description=str(err)) from None
     try:
-        for entity in selected_entities(context, side):
-            common = extract_entity(context, duckdb, client, entity)
-            with duckdb.get_connection() as conn:
-                done = list(results(context, conn, side, entity, common))
-            yield from done
+        with holding(context, duckdb) as held:  # G13: renewed while the listing runs
+            for entity in selected_entities(context, side):
+                held.check()
+                common = extract_entity(context, duckdb, client, entity)
+                with duckdb.get_connection() as conn:
+                    done = list(results(context, conn, side, entity, common))
+                yield from done
     finally:
         client.close()

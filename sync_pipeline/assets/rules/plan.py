@@ -19,6 +19,7 @@ from dagster import (
     multi_asset,
 )
 
+from sync_pipeline.assets.lease import LINKS_KEY, release_at_end, run_includes
 from sync_pipeline.assets.rules.step import (
     GROUP,
     KINDS,
@@ -187,6 +188,8 @@ def sync_plan(context: AssetExecutionContext):
             "WHERE tenant = $tenant AND run_id = $run_id GROUP BY ALL ORDER BY ALL",
             run,
         )
+    if not run_includes(context, LINKS_KEY):  # a plan-only run ends here (G9, G13)
+        release_at_end(context, context.resources.duckdb)
     duration = MetadataValue.float(round(time.perf_counter() - started, 3))
     context.log.info("plan for %s (review=%s): %s", tenant, review, rows)
     for key, table, md in (
