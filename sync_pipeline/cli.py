@@ -31,6 +31,8 @@ from typing import Any
 
 import duckdb
 
+from sync_pipeline.failures import error_text as _error_text
+from sync_pipeline.failures import failure_reason
 from sync_pipeline.resources.storage import duckdb_path, migrate
 from sync_pipeline.tenants import TENANTS_FILE_ENV, TenantConfig, TenantConfigError, load_tenants
 
@@ -252,21 +254,6 @@ class _ProgressHandler(logging.Handler):
         self.stream.flush()
 
 
-def _error_text(error) -> str:
-    """The innermost cause of a step error, on one line (Dagster wraps the user's exception)."""
-    while error is not None and error.cause is not None:
-        error = error.cause
-    return _one_line(error.message if error else "failed")
-
-
-def _one_line(message: str) -> str:
-    text = " ".join(message.strip().splitlines()[:1]) if message else ""
-    # "dagster._core.definitions.events.Failure: why" -> "why"; "pkg.mod.KeyError: x" -> "KeyError: x"
-    text = re.sub(r"^dagster\.[\w.]*\.Failure: ", "", text)
-    text = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=\w+: )", "", text)
-    return text[:300]
-
-
 def _progress_logger_def():
     from dagster import logger
 
@@ -351,13 +338,7 @@ def execute(job_name: str, tenant: str, *, full: bool, origin: str = "cli"):
 
 
 def _failure_reason(result) -> str:
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            return f"{event.step_key}: {_error_text(event.event_specific_data.error)}"
-    for event in result.all_events:
-        if event.event_type_value == "RUN_FAILURE":
-            return _one_line(event.message or "run failed")
-    return "run failed"
+    return failure_reason(result.all_events)
 
 
 def _check_db_available() -> None:
@@ -470,12 +451,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_db_available()
     summaries: list[dict] = []
     failures: list[str] = []
+    notes: list[str] = []
     for key in keys:
         print(f"sync {key} ({'full' if args.full else 'incremental'} extract)", flush=True)
         with _tenant_lock(key):
             result = execute("sync_job", key, full=args.full)
         if not result.success:
             failures.append(f"{key}: {_failure_reason(result)}")
+            notes += _record_failed_run(key)
             continue
         rows, run, not_applied = _run_summary(key, result.run_id)
         summaries += rows
@@ -502,7 +485,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(format_table(summaries, SUMMARY_COLUMNS))
     for failure in failures:
         print(f"sync-pipeline: run failed: {failure}", file=sys.stderr)
+    for note in notes:
+        print(f"sync-pipeline: {note}", file=sys.stderr)
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def _record_failed_run(tenant: str) -> list[str]:
+    """A run that failed before its apply step wrote no ``sync.runs`` row: write it now
+    (outcome failed, the reason) and refresh the tenant's Parquet exports. If the database
+    stays locked, the tenant's next run records it; returns that note, if any."""
+    from sync_pipeline.assets.apply import errors as errlog
+
+    try:
+        with open_db() as conn:
+            errlog.record_failed_runs(conn, dagster_instance(), tenant)
+            errlog.export_parquet(conn, tenant, errlog.export_dir())
+    except CliError as exc:
+        return [f"{tenant}: the failed run is recorded in sync.runs by the next run ({exc})"]
+    return []
 
 
 PLAN_COLUMNS = (

@@ -217,6 +217,8 @@ def error_log(
     tenant, run_id = context.partition_key, context.run.run_id
     config = tenants.get(tenant)
     with duckdb.get_connection() as conn:
+        # Earlier runs of the tenant that failed before writing their row (G10: every run).
+        failed_runs = errlog.record_failed_runs(conn, context.instance, tenant)
         row = first(
             conn.execute(
                 "SELECT outcome FROM sync.runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
@@ -264,6 +266,7 @@ def error_log(
             "requests_svenn": dg.MetadataValue.int(requests),
             "publish_error": publish_error or "",
             "exports": dg.MetadataValue.json([str(p) for p in paths]),
+            "failed_runs_recorded": dg.MetadataValue.int(failed_runs),
             "open_errors": dg.MetadataValue.md(
                 _md_table(
                     ["code", "severity", "entity", "record", "message"],
