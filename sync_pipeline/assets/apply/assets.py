@@ -19,6 +19,7 @@ from sync_pipeline.assets.apply.sql import first
 from sync_pipeline.assets.rules.plan import g9_review_sql
 from sync_pipeline.assets.rules.step import bind
 from sync_pipeline.jobs import FULL_EXTRACT_TAG
+from sync_pipeline.markdown_text import md_table
 from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.resources.http import ApiError
 from sync_pipeline.resources.storage import SyncDuckDB
@@ -31,12 +32,8 @@ PREVIEW_ROWS = 20
 
 
 def _md_table(header: list[str], rows: list[list[Any]]) -> str:
-    def cell(value: Any) -> str:
-        return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")[:120]
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) if rows else "_none_"
+    """Preview rows for the UI; records' text is escaped (data, not markup)."""
+    return md_table(header, rows, width=120, empty="_none_")
 
 
 def outcome_of(report: ApplyReport) -> str:
