@@ -179,7 +179,12 @@ def _cell(value: Any) -> str:
         return f"{value:.1f}"
     if isinstance(value, list | tuple):
         return ",".join(map(str, value))
-    return str(value).replace("\n", " ")
+    # Records' text is data: a line break or a terminal escape (colours, OSC 8 links) in a
+    # name must not reshape the table or the operator's terminal.
+    return _CONTROL.sub(" ", str(value))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def format_table(rows: Sequence[dict], columns: Sequence[str], max_width: int = 60) -> str:
@@ -205,9 +210,17 @@ def _write(rows: Sequence[dict], columns: Sequence[str], fmt: str) -> None:
         print(format_table(rows, columns) if rows else "(none)")
 
 
+#: What a spreadsheet reads as the start of a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value: Any) -> Any:
+    """A CSV cell; text from tenants' records that a spreadsheet would run as a formula
+    (``=HYPERLINK(…)``, ``@SUM(…)``) gets a leading ``'`` so it opens as text."""
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
     return value
 
 
