@@ -97,3 +97,77 @@ def test_G10_analyst_exports_never_lock(workspace, tripletex_sandbox, svenn_sand
     assert analyst.execute("SELECT count(*) FROM runs").fetchone() == (2,)
     assert sorted(_exported_runs(workspace, "acme").values()) == ["success", "success"]
     analyst.close()
+
+
+def _failed_daemon_run(instance, tenant: str):
+    """A scheduled run (launched by the daemon, not the CLI) that failed before its apply."""
+    import uuid
+
+    from dagster import DagsterEventType
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    run = DagsterRun(
+        job_name="sync_job",
+        run_id=str(uuid.uuid4()),
+        status=DagsterRunStatus.STARTED,
+        tags={"dagster/partition": tenant, "sync_pipeline/origin": "schedule:incremental"},
+    )
+    instance.add_run(run)
+    instance.report_run_failed(run, "sync__extract: the Svenn API refused the key (401)")
+    (entry,) = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
+    return instance.get_run_by_id(run.run_id), entry.dagster_event
+
+
+def test_G10_failed_runs_sensor_records_a_scheduled_run(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from dagster import build_run_status_sensor_context
+
+    from sync_pipeline.resources.storage import SyncDuckDB
+    from sync_pipeline.sensors import failed_runs_sensor
+
+    monkeypatch.setenv("SYNC_EXPORT_DIR", str(tmp_path / "exports"))
+    database = str(tmp_path / "state.duckdb")
+    instance = DagsterInstance.ephemeral()
+
+    def evaluate(run, event):
+        context = build_run_status_sensor_context(
+            sensor_name="failed_runs_recorded",
+            dagster_event=event,
+            dagster_instance=instance,
+            dagster_run=run,
+            resources={"duckdb": SyncDuckDB(database=database)},
+        ).for_run_failure()
+        return failed_runs_sensor(context)
+
+    def rows():
+        with duckdb.connect(database) as conn:
+            return conn.execute("SELECT run_id, outcome, reason FROM sync.runs").fetchall()
+
+    # The file held by another process (an analyst's session): the sensor skips, never waits.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({database!r}); "
+         "print('holding', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        run, event = _failed_daemon_run(instance, "acme")
+        skipped = evaluate(run, event)
+        assert "next run" in skipped.skip_message
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+    # Once free, the sensor records it (and any other failed run of the tenant without a row).
+    later, later_event = _failed_daemon_run(instance, "acme")
+    assert evaluate(later, later_event) is None
+    assert sorted(rows()) == sorted(
+        [
+            (run.run_id, "failed", "sync__extract: the Svenn API refused the key (401)"),
+            (later.run_id, "failed", "sync__extract: the Svenn API refused the key (401)"),
+        ]
+    )
+    path = tmp_path / "exports" / "runs" / "tenant=acme" / "data.parquet"
+    assert duckdb.read_parquet(str(path)).count("*").fetchall() == [(2,)]
