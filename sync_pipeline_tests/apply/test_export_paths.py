@@ -23,3 +23,6 @@ def test_export_dir_with_quote(tripletex_sandbox, svenn_sandbox, tmp_path):
         str(root / "exports" / "open_errors" / "tenant=acme" / "data.parquet")
     )
     assert errors.count("*").fetchall() == [(open_now,)]
+    (logged,) = tenant.query("SELECT count(*) FROM sync.errors")[0]
+    history = duckdb.read_parquet(str(root / "exports" / "errors" / "tenant=acme" / "data.parquet"))
+    assert history.count("*").fetchall() == [(logged,)]

@@ -204,8 +204,10 @@ def finish_error_log(
     description=(
         "The error log analysts query (G10): the run's findings merged into sync.errors (one "
         "open row per tenant, code, entity and record; resolved when no longer seen in a "
-        "complete run). Closes the sync.runs row, writes open errors and runs as Parquet "
-        "under SYNC_EXPORT_DIR, and publishes the open errors to Svenn when they changed."
+        "complete run). Closes the sync.runs row (and records the tenant's earlier failed "
+        "runs that have none), writes the open errors, the whole error log and the runs as "
+        "Parquet under SYNC_EXPORT_DIR for analysts, and publishes the open errors to Svenn "
+        "when they changed."
     ),
 )
 def error_log(

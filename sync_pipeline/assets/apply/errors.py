@@ -334,7 +334,9 @@ def _copy_parquet(conn: duckdb.DuckDBPyConnection, query: str, params: list, pat
 
 
 def export_parquet(conn: duckdb.DuckDBPyConnection, tenant: str, directory: Path) -> list[Path]:
-    """``open_errors/tenant=<t>/data.parquet`` and ``runs/tenant=<t>/data.parquet``."""
+    """``open_errors/``, ``runs/`` and ``errors/`` (the whole log, resolved rows included)
+    ``tenant=<t>/data.parquet``: what analysts read instead of the live DuckDB file, which
+    any open session (even read-only) would hold against the pipeline's writes."""
     written = []
     for name, query in (
         (
@@ -343,6 +345,11 @@ def export_parquet(conn: duckdb.DuckDBPyConnection, tenant: str, directory: Path
             "ORDER BY severity, code, entity, record_label",
         ),
         ("runs", "SELECT * EXCLUDE (tenant) FROM sync.runs WHERE tenant = ? ORDER BY started_at"),
+        (
+            "errors",
+            "SELECT * EXCLUDE (tenant) FROM sync.errors WHERE tenant = ? "
+            "ORDER BY first_seen_at, code, entity, record_label",
+        ),
     ):
         path = directory / name / f"tenant={tenant}" / "data.parquet"
         _copy_parquet(conn, query, [tenant], path)
