@@ -32,6 +32,8 @@ from typing import Any
 import duckdb
 
 from sync_pipeline import lease
+from sync_pipeline.failures import error_text as _error_text
+from sync_pipeline.failures import failure_reason
 from sync_pipeline.resources.storage import duckdb_path, migrate
 from sync_pipeline.tenants import TENANTS_FILE_ENV, TenantConfig, TenantConfigError, load_tenants
 
@@ -178,7 +180,12 @@ def _cell(value: Any) -> str:
         return f"{value:.1f}"
     if isinstance(value, list | tuple):
         return ",".join(map(str, value))
-    return str(value).replace("\n", " ")
+    # Records' text is data: a line break or a terminal escape (colours, OSC 8 links) in a
+    # name must not reshape the table or the operator's terminal.
+    return _CONTROL.sub(" ", str(value))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def format_table(rows: Sequence[dict], columns: Sequence[str], max_width: int = 60) -> str:
@@ -204,9 +211,17 @@ def _write(rows: Sequence[dict], columns: Sequence[str], fmt: str) -> None:
         print(format_table(rows, columns) if rows else "(none)")
 
 
+#: What a spreadsheet reads as the start of a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value: Any) -> Any:
+    """A CSV cell; text from tenants' records that a spreadsheet would run as a formula
+    (``=HYPERLINK(…)``, ``@SUM(…)``) gets a leading ``'`` so it opens as text."""
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
     return value
 
 
@@ -251,21 +266,6 @@ class _ProgressHandler(logging.Handler):
     def _line(self, text: str) -> None:
         self.stream.write(text + "\n")
         self.stream.flush()
-
-
-def _error_text(error) -> str:
-    """The innermost cause of a step error, on one line (Dagster wraps the user's exception)."""
-    while error is not None and error.cause is not None:
-        error = error.cause
-    return _one_line(error.message if error else "failed")
-
-
-def _one_line(message: str) -> str:
-    text = " ".join(message.strip().splitlines()[:1]) if message else ""
-    # "dagster._core.definitions.events.Failure: why" -> "why"; "pkg.mod.KeyError: x" -> "KeyError: x"
-    text = re.sub(r"^dagster\.[\w.]*\.Failure: ", "", text)
-    text = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=\w+: )", "", text)
-    return text[:300]
 
 
 def _progress_logger_def():
@@ -336,13 +336,7 @@ def _refusal(tenant: str, run_id: str) -> str | None:
 
 
 def _failure_reason(result) -> str:
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            return f"{event.step_key}: {_error_text(event.event_specific_data.error)}"
-    for event in result.all_events:
-        if event.event_type_value == "RUN_FAILURE":
-            return _one_line(event.message or "run failed")
-    return "run failed"
+    return failure_reason(result.all_events)
 
 
 def _check_db_available() -> None:
@@ -456,6 +450,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summaries: list[dict] = []
     failures: list[str] = []
     refused: list[str] = []
+    notes: list[str] = []
     for key in keys:
         print(f"sync {key} ({'full' if args.full else 'incremental'} extract)", flush=True)
         try:
@@ -469,6 +464,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 refused.append(f"tenant '{key}' refused: {reason}")
             else:
                 failures.append(f"{key}: {_failure_reason(result)}")
+                notes += _record_failed_run(key)
             continue
         rows, run, not_applied = _run_summary(key, result.run_id)
         summaries += rows
@@ -497,7 +493,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"sync-pipeline: run failed: {failure}", file=sys.stderr)
     for refusal in refused:
         print(f"sync-pipeline: {refusal}", file=sys.stderr)
+    for note in notes:
+        print(f"sync-pipeline: {note}", file=sys.stderr)
     return EXIT_FAILED if failures else EXIT_USAGE if refused else EXIT_OK
+
+
+def _record_failed_run(tenant: str) -> list[str]:
+    """A run that failed before its apply step wrote no ``sync.runs`` row: write it now
+    (outcome failed, the reason) and refresh the tenant's Parquet exports. If the database
+    stays locked, the tenant's next run records it; returns that note, if any."""
+    from sync_pipeline.assets.apply import errors as errlog
+
+    try:
+        with open_db() as conn:
+            errlog.record_failed_runs(conn, dagster_instance(), tenant)
+            errlog.export_parquet(conn, tenant, errlog.export_dir())
+    except CliError as exc:
+        return [f"{tenant}: the failed run is recorded in sync.runs by the next run ({exc})"]
+    return []
 
 
 PLAN_COLUMNS = (

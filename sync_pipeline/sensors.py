@@ -20,6 +20,8 @@ import dagster as dg
 import duckdb
 
 from sync_pipeline import lease
+from sync_pipeline.assets.apply.errors import record_failed_runs_if_free
+from sync_pipeline.jobs import sync_job
 from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.resources.storage import SyncDuckDB, migrate
 from sync_pipeline.tenants import TenantConfigError, TenantsResource
@@ -122,3 +124,30 @@ def orphaned_runs_sensor(context: dg.SensorEvaluationContext, duckdb: SyncDuckDB
 
 
 SENSORS: list = [tenant_partitions_sensor, orphaned_runs_sensor]
+
+
+# -- failed runs: each one recorded in sync.runs (G10) -----------------------------------------
+@dg.run_failure_sensor(
+    name="failed_runs_recorded",
+    monitored_jobs=[sync_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Records each failed sync run in sync.runs (outcome failed, the reason) and "
+    "refreshes the tenant's Parquet exports: a run that failed before its apply step (an "
+    "extract refused, the DuckDB file held) could not. If the file is held now, the "
+    "tenant's next run records it.",
+)
+def failed_runs_sensor(context: dg.RunFailureSensorContext, duckdb: SyncDuckDB):
+    tenant = context.dagster_run.tags.get("dagster/partition")
+    if not tenant:
+        return dg.SkipReason("a sync run without a tenant partition")
+    recorded = record_failed_runs_if_free(duckdb.database, context.instance, tenant)
+    if recorded is None:
+        return dg.SkipReason(
+            f"tenant {tenant}: the DuckDB file is held by another process; the tenant's next "
+            "run records the failed run in sync.runs"
+        )
+    context.log.info(f"tenant {tenant}: {recorded} failed run(s) recorded in sync.runs")
+    return None
+
+
+SENSORS.append(failed_runs_sensor)

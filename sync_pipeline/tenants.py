@@ -26,7 +26,8 @@ from sync_pipeline.resources.tripletex import TripletexClient
 TENANTS_FILE_ENV = "SYNC_TENANTS_FILE"
 DEFAULT_TENANTS_FILE = "data/tenants.yaml"
 
-_TENANT_KEY_RE = re.compile(r"^[a-z0-9_-]+$")
+#: Tenant keys name partitions, locks and export folders: no whitespace, no line break.
+_TENANT_KEY_RE = re.compile(r"[a-z0-9_-]+")
 _VAR_RE = re.compile(r"\$\{([^}]*)\}")
 _VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -35,7 +36,30 @@ class TenantConfigError(ValueError):
     """The tenants file cannot be used; the message is one line for an operator."""
 
 
+def _control_characters(value: str) -> bool:
+    """A line break, tab or other control character (e.g. a CR/LF from a file saved on
+    Windows, or a ``$(cat file)`` that kept the newline)."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in value)
+
+
+def _check_secret(v: SecretStr) -> SecretStr:
+    """The API would refuse such a secret with 401; say what is wrong, never the value."""
+    text = v.get_secret_value()
+    if not text.strip():
+        raise ValueError("must not be empty")
+    if _control_characters(text):
+        raise ValueError(
+            "contains a line break or other control character (check the value, e.g. a "
+            "trailing CR/LF in the environment variable)"
+        )
+    if text != text.strip():
+        raise ValueError("has leading or trailing spaces")
+    return v
+
+
 def _check_url(value: str) -> str:
+    if _control_characters(value):
+        raise ValueError("contains a line break or other control character")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
@@ -61,10 +85,8 @@ class SvennSettings(_Settings):
 
     @field_validator("api_key")
     @classmethod
-    def _not_blank(cls, v: SecretStr) -> SecretStr:
-        if not v.get_secret_value().strip():
-            raise ValueError("must not be empty")
-        return v
+    def _secret(cls, v: SecretStr) -> SecretStr:
+        return _check_secret(v)
 
 
 class TripletexSettings(_Settings):
@@ -79,10 +101,8 @@ class TripletexSettings(_Settings):
 
     @field_validator("consumer_token", "employee_token")
     @classmethod
-    def _not_blank(cls, v: SecretStr) -> SecretStr:
-        if not v.get_secret_value().strip():
-            raise ValueError("must not be empty")
-        return v
+    def _secret(cls, v: SecretStr) -> SecretStr:
+        return _check_secret(v)
 
 
 class TenantConfig(_Settings):
@@ -93,9 +113,10 @@ class TenantConfig(_Settings):
     svenn: SvennSettings
     tripletex: TripletexSettings
     default_project_manager_employee_number: str | None = None
-    default_department_id: int | None = Field(default=None, gt=0)
+    # Strict numbers: YAML's ``true`` is not 1 (pydantic would otherwise accept it).
+    default_department_id: int | None = Field(default=None, gt=0, strict=True)
     conflict_policy: Literal["newest_wins", "tripletex_wins", "svenn_wins"] = "newest_wins"
-    mass_delete_threshold: float = Field(default=0.2, gt=0, le=1)
+    mass_delete_threshold: float = Field(default=0.2, gt=0, le=1, strict=True)
     employee_user_type: Literal["NO_ACCESS", "STANDARD", "EXTENDED"] = "NO_ACCESS"
 
     def tripletex_client(self, **overrides: Any) -> TripletexClient:
@@ -118,6 +139,51 @@ class TenantConfig(_Settings):
 def tenants_file_path() -> Path:
     """``$SYNC_TENANTS_FILE`` or ``data/tenants.yaml`` (relative to the working directory)."""
     return Path(os.environ.get(TENANTS_FILE_ENV) or DEFAULT_TENANTS_FILE)
+
+
+class _RefusedYaml(yaml.MarkedYAMLError):
+    """YAML the tenants file does not allow (anchors, aliases, duplicate keys)."""
+
+
+class _TenantsLoader(yaml.SafeLoader):
+    """``SafeLoader`` without anchors/aliases and without duplicate keys.
+
+    Aliases let 400 bytes expand into millions of nodes (every command and schedule tick
+    reads this file), so the first anchor or alias is refused before anything is built.
+    YAML keeps the last of two equal keys silently: a tenant pasted twice would lose
+    its first settings without a word.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _RefusedYaml(
+                problem="anchors and aliases (&, *) are not allowed",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # unhashable: the base class reports it
+                break
+            if duplicate:
+                raise _RefusedYaml(
+                    problem=f"duplicate key '{_printable(key)}'",
+                    problem_mark=key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _printable(value: Any) -> str:
+    """``value`` for a one-line message: control characters (a newline…) escaped."""
+    text = str(value)
+    return text.encode("unicode_escape").decode("ascii") if _control_characters(text) else text
 
 
 def _substitute(value: Any, where: str, fail: Any) -> Any:
@@ -174,11 +240,13 @@ def load_tenants(path: str | Path | None = None) -> dict[str, TenantConfig]:
             f"{path}: cannot read tenants file ({type(exc).__name__})"
         ) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_TenantsLoader)  # a SafeLoader, stricter
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "YAML"
         problem = getattr(exc, "problem", None) or "invalid YAML"
+        if isinstance(exc, _RefusedYaml):
+            raise TenantConfigError(f"{label}: {where}: {problem}") from None
         raise TenantConfigError(f"{label}: {where}: invalid YAML ({problem})") from None
 
     if not isinstance(raw, dict):
@@ -192,8 +260,8 @@ def load_tenants(path: str | Path | None = None) -> dict[str, TenantConfig]:
 
     tenants: dict[str, TenantConfig] = {}
     for key, body in tenants_raw.items():
-        key_text = str(key)
-        if not isinstance(key, str) or not _TENANT_KEY_RE.match(key):
+        key_text = _printable(key)
+        if not isinstance(key, str) or not _TENANT_KEY_RE.fullmatch(key):
             fail("", "tenant key must match [a-z0-9_-]+", tenant=key_text)
         if not isinstance(body, dict):
             fail("", "must be a mapping of settings", tenant=key_text)

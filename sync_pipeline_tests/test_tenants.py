@@ -366,3 +366,116 @@ def test_resource_rereads_the_file_and_works_inside_a_dagster_run(tmp_path):
 
     assert first.output_for_node("tenant_modes") == {"demo": "active"}
     assert second.output_for_node("tenant_modes") == {"demo": "review"}
+
+
+# -- hostile or careless input: refused before it costs anything -----------------------------
+
+
+def test_tenants_file_refuses_alias_bomb(tmp_path):
+    """A billion-laughs file (a few hundred bytes, a node count growing ninefold per line once
+    expanded) is refused at its first anchor, before anything is built or walked."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 7)]
+    body = yaml.safe_dump({"tenants": {"demo": tenant()}}) + "    colour: *a6\n"
+    bomb = "\n".join(lines) + "\n" + body
+    assert len(bomb) < 1000
+
+    message = load_error(write(tmp_path, bomb))
+
+    assert message == "tenants.yaml: line 1: anchors and aliases (&, *) are not allowed"
+
+
+def test_tenants_file_refuses_an_alias_used_for_shared_settings(tmp_path):
+    text = yaml.safe_dump({"tenants": {"a": tenant()}}) + "  b: {}\n"
+    text = text.replace("  a:\n", "  a: &shared\n").replace("  b: {}", "  b: *shared")
+
+    assert "anchors and aliases" in load_error(write(tmp_path, text))
+
+
+def test_tenants_file_refuses_duplicate_keys(tmp_path):
+    one = yaml.safe_dump({"tenants": {"demo": tenant()}})
+    body = one.split("\n", 1)[1]  # "  demo:\n    mode: …" — the tenant pasted twice
+    text = "tenants:\n" + body + body.replace("mode: active", "mode: review")
+
+    message = load_error(write(tmp_path, text))
+
+    assert message.startswith("tenants.yaml: line ") and message.endswith("duplicate key 'demo'")
+
+
+def test_tenants_file_refuses_duplicate_keys_inside_a_tenant(tmp_path):
+    text = yaml.safe_dump({"tenants": {"demo": tenant()}}) + "    mode: review\n"
+
+    assert load_error(write(tmp_path, text)).endswith("duplicate key 'mode'")
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("demo\n", "demo\\n"),
+        ("demo ", "demo "),
+        (" demo", " demo"),
+        ("de\tmo", "de\\tmo"),
+        ("demo\r\nother", "demo\\r\\nother"),
+    ],
+)
+def test_tenants_file_refuses_whitespace_key(tmp_path, key, shown):
+    message = load_error(write(tmp_path, {"tenants": {key: tenant()}}))
+
+    assert message == f"tenants.yaml: tenant '{shown}': tenant key must match [a-z0-9_-]+"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("mass_delete_threshold", True, "Input should be a valid number"),
+        ("default_department_id", True, "Input should be a valid integer"),
+        ("default_department_id", False, "Input should be a valid integer"),
+    ],
+)
+def test_tenants_file_refuses_bool_as_number(tmp_path, field, value, expected):
+    message = load_error(write(tmp_path, {"tenants": {"demo": tenant(**{field: value})}}))
+
+    assert message == f"tenants.yaml: tenant 'demo': {field}: {expected}"
+
+
+def test_tenants_file_numbers_still_load(tmp_path):
+    body = tenant(mass_delete_threshold=1, default_department_id=7)
+    demo = load_tenants(write(tmp_path, {"tenants": {"demo": body}}))["demo"]
+
+    assert (demo.mass_delete_threshold, demo.default_department_id) == (1.0, 7)
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize(
+    ("variable", "field"),
+    [
+        ("SVENN_API_KEY", "svenn.api_key"),
+        ("TRIPLETEX_CONSUMER_TOKEN", "tripletex.consumer_token"),
+        ("TRIPLETEX_EMPLOYEE_TOKEN", "tripletex.employee_token"),
+    ],
+)
+def test_tenants_file_refuses_secret_with_crlf(tmp_path, monkeypatch, variable, field, ending):
+    """A secret exported from a file saved with CRLF (``$(cat token)``) would be refused by
+    the API as if it were unavailable; the file check names the tenant and the field."""
+    monkeypatch.setenv(variable, SECRETS[variable] + ending)
+
+    message = load_error(write(tmp_path, {"tenants": {"demo": tenant()}}))
+
+    assert message.startswith(f"tenants.yaml: tenant 'demo': {field}: contains a line break")
+
+
+def test_tenants_file_refuses_secret_with_surrounding_spaces(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVENN_API_KEY", " " + SECRETS["SVENN_API_KEY"])
+
+    message = load_error(write(tmp_path, {"tenants": {"demo": tenant()}}))
+
+    assert message == "tenants.yaml: tenant 'demo': svenn.api_key: has leading or trailing spaces"
+
+
+def test_tenants_file_refuses_url_with_a_line_break(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVENN_HOST", "127.0.0.1:9000\r\n")
+    svenn = {"base_url": "http://${SVENN_HOST}/api/v1", "api_key": LITERAL_SECRET}
+
+    message = load_error(write(tmp_path, {"tenants": {"demo": tenant(svenn=svenn)}}))
+
+    assert message.startswith("tenants.yaml: tenant 'demo': svenn.base_url: contains a line")

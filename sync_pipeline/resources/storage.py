@@ -344,8 +344,10 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
 class SyncDuckDB(DuckDBResource):
     """dagster-duckdb's resource, with the project's migrations run on first connect.
 
-    Connections are opened per unit of work and closed at once, so analysts can
-    open the file between a run's writes (DuckDB allows one writing process).
+    Connections are opened per unit of work and closed at once, so runs of other
+    tenants get the file between them (DuckDB allows one process to hold the file; any
+    other process that opens it, even read-only, blocks the writers: analysts read the
+    Parquet exports of ``assets/apply/errors.py`` instead).
     """
 
     @contextmanager

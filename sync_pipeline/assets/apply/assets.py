@@ -20,6 +20,7 @@ from sync_pipeline.assets.lease import holding, release_at_end
 from sync_pipeline.assets.rules.plan import g9_review_sql
 from sync_pipeline.assets.rules.step import bind
 from sync_pipeline.jobs import FULL_EXTRACT_TAG
+from sync_pipeline.markdown_text import md_table
 from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.resources.http import ApiError
 from sync_pipeline.resources.storage import SyncDuckDB
@@ -32,12 +33,8 @@ PREVIEW_ROWS = 20
 
 
 def _md_table(header: list[str], rows: list[list[Any]]) -> str:
-    def cell(value: Any) -> str:
-        return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")[:120]
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) if rows else "_none_"
+    """Preview rows for the UI; records' text is escaped (data, not markup)."""
+    return md_table(header, rows, width=120, empty="_none_")
 
 
 def outcome_of(report: ApplyReport) -> str:
@@ -217,8 +214,10 @@ def finish_error_log(
     description=(
         "The error log analysts query (G10): the run's findings merged into sync.errors (one "
         "open row per tenant, code, entity and record; resolved when no longer seen in a "
-        "complete run). Closes the sync.runs row, writes open errors and runs as Parquet "
-        "under SYNC_EXPORT_DIR, and publishes the open errors to Svenn when they changed."
+        "complete run). Closes the sync.runs row (and records the tenant's earlier failed "
+        "runs that have none), writes the open errors, the whole error log and the runs as "
+        "Parquet under SYNC_EXPORT_DIR for analysts, and publishes the open errors to Svenn "
+        "when they changed."
     ),
 )
 def error_log(
@@ -236,6 +235,8 @@ def _error_log(
     tenant, run_id = context.partition_key, context.run.run_id
     config = tenants.get(tenant)
     with duckdb.get_connection() as conn:
+        # Earlier runs of the tenant that failed before writing their row (G10: every run).
+        failed_runs = errlog.record_failed_runs(conn, context.instance, tenant)
         row = first(
             conn.execute(
                 "SELECT outcome FROM sync.runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
@@ -283,6 +284,7 @@ def _error_log(
             "requests_svenn": dg.MetadataValue.int(requests),
             "publish_error": publish_error or "",
             "exports": dg.MetadataValue.json([str(p) for p in paths]),
+            "failed_runs_recorded": dg.MetadataValue.int(failed_runs),
             "open_errors": dg.MetadataValue.md(
                 _md_table(
                     ["code", "severity", "entity", "record", "message"],

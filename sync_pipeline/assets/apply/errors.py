@@ -23,6 +23,7 @@ import duckdb
 import pandas as pd
 
 from sync_pipeline.assets.apply.sql import first
+from sync_pipeline.jobs import FULL_EXTRACT_TAG
 from sync_pipeline.model import PLURAL
 
 EXPORT_DIR_ENV = "SYNC_EXPORT_DIR"
@@ -181,6 +182,115 @@ def upsert_run(conn: duckdb.DuckDBPyConnection, tenant: str, run_id: str, **valu
         )
 
 
+def record_failed_runs(
+    conn: duckdb.DuckDBPyConnection, instance: Any, tenant: str, *, limit: int = 20
+) -> int:
+    """Give the tenant's failed Dagster sync runs their ``sync.runs`` row: outcome
+    ``failed`` with the reason from the run's events; returns how many rows it wrote.
+
+    A run that failed before its apply step (an extract refused, the DuckDB file held by
+    another process, the process killed) never wrote its row. The CLI calls this right
+    after a failed run, the tenant's next run and the ``failed_runs`` sensor call it for
+    runs nobody recorded; a row another step started keeps its own reason.
+    """
+    from dagster import DagsterEventType, RunsFilter
+    from dagster._core.storage.dagster_run import DagsterRunStatus
+
+    from sync_pipeline.failures import failure_reason
+
+    records = instance.get_run_records(
+        RunsFilter(
+            job_name="sync_job",
+            tags={"dagster/partition": tenant},
+            statuses=[DagsterRunStatus.FAILURE],
+        ),
+        limit=limit,
+    )
+    if not records:
+        return 0
+    recorded = {
+        run_id
+        for (run_id,) in conn.execute(
+            "SELECT run_id FROM sync.runs WHERE tenant = ? AND run_id IN (SELECT unnest(?)) "
+            "AND (outcome = 'refused' OR (outcome = 'failed' AND finished_at IS NOT NULL "
+            "AND reason IS NOT NULL))",  # a run the lease refused (G13) stays 'refused'
+            [tenant, [r.dagster_run.run_id for r in records]],
+        ).fetchall()
+    }
+    failed = [r for r in records if r.dagster_run.run_id not in recorded]
+    if not failed:
+        return 0
+    kinds = {DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}
+
+    def when(epoch: float | None, fallback: datetime) -> datetime:
+        return datetime.fromtimestamp(epoch, UTC) if epoch else fallback.astimezone(UTC)
+
+    frame = pd.DataFrame(
+        {
+            "run_id": [r.dagster_run.run_id for r in failed],
+            "full_extract": [r.dagster_run.tags.get(FULL_EXTRACT_TAG) == "true" for r in failed],
+            "started_at": [when(r.start_time, r.create_timestamp) for r in failed],
+            "finished_at": [when(r.end_time, r.update_timestamp) for r in failed],
+            "reason": [
+                failure_reason(
+                    e.dagster_event for e in instance.all_logs(r.dagster_run.run_id, of_type=kinds)
+                )
+                for r in failed
+            ],
+        }
+    )
+    conn.register("_failed_runs", frame)
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        conn.execute(
+            "UPDATE sync.runs AS r SET outcome = 'failed', "
+            "reason = CASE WHEN r.outcome = 'failed' THEN coalesce(r.reason, f.reason) "
+            "ELSE f.reason END, finished_at = coalesce(r.finished_at, f.finished_at), "
+            "duration_s = coalesce(r.duration_s, epoch(f.finished_at) - epoch(r.started_at)) "
+            "FROM _failed_runs AS f WHERE r.tenant = ? AND r.run_id = f.run_id",
+            [tenant],
+        )
+        conn.execute(
+            "INSERT INTO sync.runs (tenant, run_id, full_extract, started_at, finished_at, "
+            "outcome, duration_s, reason) SELECT ?, f.run_id, f.full_extract, f.started_at, "
+            "f.finished_at, 'failed', epoch(f.finished_at) - epoch(f.started_at), f.reason "
+            "FROM _failed_runs AS f WHERE NOT EXISTS (SELECT 1 FROM sync.runs AS r "
+            "WHERE r.tenant = ? AND r.run_id = f.run_id)",
+            [tenant, tenant],
+        )
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.unregister("_failed_runs")
+    return len(failed)
+
+
+def record_failed_runs_if_free(database: str, instance: Any, tenant: str) -> int | None:
+    """``record_failed_runs`` and the tenant's exports, in one attempt at the DuckDB file:
+    ``None`` when another process holds it (the tenant's next run records them then).
+
+    For callers that must not wait (the daemon's sensor): the pipeline's own connections
+    wait for the file with a long backoff.
+    """
+    from sync_pipeline.resources.storage import migrate
+
+    try:
+        conn = duckdb.connect(database)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            return None
+        raise
+    try:
+        migrate(conn)
+        count = record_failed_runs(conn, instance, tenant)
+        export_parquet(conn, tenant, export_dir())
+        return count
+    finally:
+        conn.close()
+
+
 def run_counts(conn: duckdb.DuckDBPyConnection, tenant: str, run_id: str) -> dict[str, Any]:
     """Planned rows and applied outcomes per entity and operation (``sync.runs.counts``)."""
     counts: dict[str, Any] = {"planned": {}, "applied": {}}
@@ -210,17 +320,14 @@ def extract_requests(conn: duckdb.DuckDBPyConnection, tenant: str, run_id: str) 
 
 # -- exports ---------------------------------------------------------------------------------
 def _copy_parquet(conn: duckdb.DuckDBPyConnection, query: str, params: list, path: Path) -> None:
-    """Write atomically (temp file + rename) so a reader never sees half a file."""
+    """Write atomically (temp file + rename) so a reader never sees half a file, and never
+    blocks one: readers keep the file they opened. The path goes through the relation API,
+    not into SQL text (a directory with a quote in it must not break or change the query)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
     os.close(fd)
     try:
-        frame = conn.execute(query, params).df()
-        conn.register("_export", frame)
-        try:
-            conn.execute(f"COPY _export TO '{tmp}' (FORMAT parquet)")
-        finally:
-            conn.unregister("_export")
+        conn.sql(query, params=params).write_parquet(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -228,7 +335,9 @@ def _copy_parquet(conn: duckdb.DuckDBPyConnection, query: str, params: list, pat
 
 
 def export_parquet(conn: duckdb.DuckDBPyConnection, tenant: str, directory: Path) -> list[Path]:
-    """``open_errors/tenant=<t>/data.parquet`` and ``runs/tenant=<t>/data.parquet``."""
+    """``open_errors/``, ``runs/`` and ``errors/`` (the whole log, resolved rows included)
+    ``tenant=<t>/data.parquet``: what analysts read instead of the live DuckDB file, which
+    any open session (even read-only) would hold against the pipeline's writes."""
     written = []
     for name, query in (
         (
@@ -237,6 +346,11 @@ def export_parquet(conn: duckdb.DuckDBPyConnection, tenant: str, directory: Path
             "ORDER BY severity, code, entity, record_label",
         ),
         ("runs", "SELECT * EXCLUDE (tenant) FROM sync.runs WHERE tenant = ? ORDER BY started_at"),
+        (
+            "errors",
+            "SELECT * EXCLUDE (tenant) FROM sync.errors WHERE tenant = ? "
+            "ORDER BY first_seen_at, code, entity, record_label",
+        ),
     ):
         path = directory / name / f"tenant={tenant}" / "data.parquet"
         _copy_parquet(conn, query, [tenant], path)

@@ -18,6 +18,7 @@ from pydantic import Field
 from sync_pipeline.assets.extract.snapshot import ExtractRecord, record_failed_extract
 from sync_pipeline.assets.lease import LEASE_KEY, holding
 from sync_pipeline.jobs import FULL_EXTRACT_TAG
+from sync_pipeline.markdown_text import md_table
 from sync_pipeline.model import ENTITIES, PLURAL, Entity, Side, raw_table, staging_table
 from sync_pipeline.resources.http import ApiError
 from sync_pipeline.tenants import TenantConfigError
@@ -114,24 +115,11 @@ def timed() -> Iterator[dict[str, float]]:
         box["seconds"] = time.monotonic() - box["start"]
 
 
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    if len(text) > 40:
-        text = text[:39] + "…"
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def preview_markdown(conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> str:
-    """The first rows of a query as a markdown table."""
+    """The first rows of a query as a markdown table (cells escaped: records' text is data)."""
     cursor = conn.execute(sql, params)
     names = [d[0] for d in cursor.description]
-    rows = cursor.fetchmany(PREVIEW_ROWS)
-    lines = [
-        "| " + " | ".join(names) + " |",
-        "|" + "---|" * len(names),
-        *("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows),
-    ]
-    return "\n".join(lines) if rows else "_no rows_"
+    return md_table(names, cursor.fetchmany(PREVIEW_ROWS), width=40, empty="_no rows_")
 
 
 def results(

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
+from sync_pipeline.markdown_text import md_table
 from sync_pipeline.model import ENTITIES, SIDES, staging_table
 from sync_pipeline.partitions import tenant_partitions
 
@@ -88,15 +89,11 @@ def in_transaction(conn: duckdb.DuckDBPyConnection, work: Callable[[], Any]) -> 
 
 
 def preview(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any]) -> MetadataValue:
-    """A small markdown table of a query's first rows, for the Dagster UI."""
+    """A small markdown table of a query's first rows, for the Dagster UI (cells escaped:
+    records' text is data, not markup)."""
     cur = conn.execute(f"SELECT * FROM ({sql}) LIMIT 20", bind(sql, params))
     names = [d[0] for d in cur.description]
-    rows = cur.fetchall()
-    if not rows:
-        return MetadataValue.md("_no rows_")
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in rows]
-    return MetadataValue.md("\n".join(lines))
+    return MetadataValue.md(md_table(names, cur.fetchall(), empty="_no rows_"))
 
 
 def result(
