@@ -157,19 +157,14 @@ _CODES = (
         "P6",
         "Prosjektnummeret kan bare inneholde tall, bokstaver og punktum.",
     ),
+    #: Also for a linked project whose Svenn manager may not manage projects (G10): Tripletex
+    #: keeps the manager it has, which a create set to the default.
     Code(
         "PROJECT_MANAGER_DEFAULTED",
         "warning",
         "P10",
         "Prosjektlederen har ikke tilgang som prosjektleder i Tripletex; "
-        "standard prosjektleder er brukt.",
-    ),
-    Code(
-        "PROJECT_MANAGER_NOT_ALLOWED",
-        "warning",
-        "P10",
-        "Prosjektlederen kan ikke være prosjektleder i Tripletex (mangler tilgang eller er "
-        "ikke synkronisert); prosjektlederen er ikke endret i Tripletex.",
+        "standard prosjektleder er brukt, eller prosjektet beholder sin prosjektleder i Tripletex.",
     ),
     Code(
         "PROJECT_MANAGER_NOT_SYNCED",

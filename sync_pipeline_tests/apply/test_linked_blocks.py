@@ -189,7 +189,7 @@ def test_G10_E3_linked_inactive_employee_change_logged(story):
 
 
 def test_G10_P10_linked_manager_not_allowed_logged(story):
-    _assert_blocked_then_resolved(story, "PROJECT_MANAGER_NOT_ALLOWED", "p10", "warning")
+    _assert_blocked_then_resolved(story, "PROJECT_MANAGER_DEFAULTED", "p10", "warning")
     manager = story.tripletex["mgr"]
     assert story.after_block["p10"]["projectManager"]["id"] == manager  # Tripletex kept it
     assert story.after_lift["p10"]["projectManager"]["id"] == manager

@@ -89,8 +89,8 @@ def test_G10_linked_blocks_are_findings_named_by_both_ids(rules):
     assert res.codes() == [
         ("EMPLOYEE_MISSING_SURNAME", "employee", 3, 43),
         ("EMPLOYEE_MISSING_SURNAME", "employee", 4, None),
-        ("PROJECT_MANAGER_NOT_ALLOWED", "project", 6, 96),
-        ("PROJECT_MANAGER_NOT_ALLOWED", "project", 7, 97),
+        ("PROJECT_MANAGER_DEFAULTED", "project", 6, 96),
+        ("PROJECT_MANAGER_DEFAULTED", "project", 7, 97),
         ("PROJECT_MISSING_START_DATE", "project", 5, 95),
     ]
     p1 = next(f for f in res.findings if f["code"] == "PROJECT_MISSING_START_DATE")

@@ -296,7 +296,7 @@ def g10_linked_block_findings_sql() -> str:
                WHEN 'E1' THEN CASE WHEN field = 'last_name' THEN 'EMPLOYEE_MISSING_SURNAME'
                                    ELSE 'REQUIRED_FIELD_MISSING' END
                WHEN 'G2' THEN 'REQUIRED_FIELD_MISSING'
-               WHEN 'P10' THEN CASE write_to WHEN 'tripletex' THEN 'PROJECT_MANAGER_NOT_ALLOWED'
+               WHEN 'P10' THEN CASE write_to WHEN 'tripletex' THEN 'PROJECT_MANAGER_DEFAULTED'
                                              ELSE 'PROJECT_MANAGER_NOT_SYNCED' END
                WHEN 'P11' THEN 'PROJECT_CUSTOMER_NOT_SYNCED' END AS code
       FROM merge_work WHERE blocked_by IN ('P1', 'E1', 'G2', 'P10', 'P11')
@@ -304,7 +304,7 @@ def g10_linked_block_findings_sql() -> str:
       SELECT entity, svenn_id, tripletex_id, label, field,
              CASE field WHEN 'customer_id' THEN 'P11' ELSE 'P10' END, 'svenn',
              CASE field WHEN 'customer_id' THEN 'PROJECT_CUSTOMER_NOT_SYNCED'
-                        ELSE 'PROJECT_MANAGER_NOT_ALLOWED' END
+                        ELSE 'PROJECT_MANAGER_DEFAULTED' END
       FROM merge_work WHERE s_unmapped
     )
     GROUP BY entity, svenn_id, tripletex_id, label, code
