@@ -137,7 +137,8 @@ class Code:
 
 
 _CODES = (
-    Code("PROJECT_MISSING_START_DATE", "error", "P1", "Prosjektet mangler startdato."),
+    #: P1, C1 and E1 speak the help article's own words (its "Vanlige feil").
+    Code("PROJECT_MISSING_START_DATE", "error", "P1", "Prosjekt mangler startdato."),
     Code(
         "PROJECT_IS_SUBPROJECT",
         "info",
@@ -156,12 +157,21 @@ _CODES = (
         "P6",
         "Prosjektnummeret kan bare inneholde tall, bokstaver og punktum.",
     ),
+    #: Also for a linked project whose Svenn manager may not manage projects (G10): Tripletex
+    #: keeps the manager it has, which a create set to the default.
     Code(
         "PROJECT_MANAGER_DEFAULTED",
         "warning",
         "P10",
         "Prosjektlederen har ikke tilgang som prosjektleder i Tripletex; "
-        "standard prosjektleder er brukt.",
+        "standard prosjektleder er brukt, eller prosjektet beholder sin prosjektleder i Tripletex.",
+    ),
+    Code(
+        "PROJECT_MANAGER_NOT_SYNCED",
+        "warning",
+        "P10",
+        "Prosjektlederen i Tripletex er ikke synkronisert til Svenn; "
+        "prosjektlederen er ikke endret i Svenn.",
     ),
     Code(
         "PROJECT_CUSTOMER_NOT_SYNCED",
@@ -169,7 +179,7 @@ _CODES = (
         "P11",
         "Kunden på prosjektet er ikke synkronisert; prosjektet er synkronisert uten kunde.",
     ),
-    Code("CUSTOMER_NON_NUMERIC_ID", "error", "C1", "Kunden har ikke numerisk kunde-ID."),
+    Code("CUSTOMER_NON_NUMERIC_ID", "error", "C1", "Kunde har ikke numerisk ID."),
     Code(
         "CUSTOMER_INACTIVE_SKIPPED",
         "info",
@@ -188,12 +198,18 @@ _CODES = (
         "C5",
         "Kunden mangler e-postadresse for fakturautsendelse.",
     ),
-    Code("EMPLOYEE_MISSING_SURNAME", "error", "E1", "Den ansatte mangler etternavn."),
+    Code("EMPLOYEE_MISSING_SURNAME", "error", "E1", "Ansatt mangler etternavn."),
     Code(
         "EMPLOYEE_INACTIVE_SKIPPED",
         "info",
         "E3",
         "Inaktive ansatte synkroniseres ikke til Tripletex.",
+    ),
+    Code(
+        "REQUIRED_FIELD_MISSING",
+        "error",
+        "G10",
+        "Et felt Tripletex krever er tomt; endringen er ikke sendt til Tripletex.",
     ),
     Code(
         "DUPLICATE_KEY",

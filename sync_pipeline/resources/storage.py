@@ -309,6 +309,32 @@ CREATE TABLE IF NOT EXISTS sync.leases (
   holder VARCHAR NOT NULL,                        -- host:pid of the process running the run
   acquired_at TIMESTAMPTZ NOT NULL, renewed_at TIMESTAMPTZ NOT NULL,
   expires_at TIMESTAMPTZ NOT NULL, released_at TIMESTAMPTZ
+
+);
+""",
+    ),
+    (
+        12,
+        "the design card's frames per run: every failing eligibility check, every matched pair",
+        """
+-- One row per failing eligibility check of a live staged record in a run (every check, not
+-- only the first): P1, P2, P3, P6, C1, C2, E1, E3, G3 DUPLICATE_KEY. Written by the
+-- eligibility rule; the newest runs of each tenant are kept (see FRAME_RUNS_KEPT).
+CREATE TABLE IF NOT EXISTS sync.eligibility_checks (
+  tenant VARCHAR NOT NULL, run_id VARCHAR NOT NULL, entity VARCHAR NOT NULL,
+  side VARCHAR NOT NULL, id BIGINT NOT NULL, key VARCHAR, label VARCHAR,
+  linked BOOLEAN NOT NULL,
+  rule_id VARCHAR NOT NULL, code VARCHAR NOT NULL,
+  effect VARCHAR NOT NULL,                        -- 'excluded' | 'create_blocked'
+  checked_at TIMESTAMPTZ NOT NULL
+);
+-- One row per pair of a run's matched frame: active links and new matches (G3).
+CREATE TABLE IF NOT EXISTS sync.matches (
+  tenant VARCHAR NOT NULL, run_id VARCHAR NOT NULL, entity VARCHAR NOT NULL,
+  svenn_id BIGINT, tripletex_id BIGINT, key VARCHAR,
+  via VARCHAR NOT NULL,                           -- 'linked' | 'key' | 'email'
+  kind VARCHAR NOT NULL,                          -- 'linked' | 'matched' | 'matched_deleted'
+  origin VARCHAR, matched_at TIMESTAMPTZ NOT NULL
 );
 """,
     ),

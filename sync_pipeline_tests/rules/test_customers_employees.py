@@ -42,7 +42,7 @@ def test_C1_customer_number_must_be_a_positive_int32(rules):
         ("create", 9, 2147483647)
     ]
     assert res.codes() == [("CUSTOMER_NON_NUMERIC_ID", "customer", i, None) for i in range(1, 6)]
-    assert res.findings[0]["message"] == "Kunden har ikke numerisk kunde-ID."
+    assert res.findings[0]["message"] == "Kunde har ikke numerisk ID."
 
 
 def test_C2_inactive_customers_are_not_created_on_either_side(rules):

@@ -364,7 +364,7 @@ def test_G10_findings_carry_code_severity_rule_message_ids_and_label(rules):
         "EMPLOYEE_MISSING_SURNAME",
         "error",
         "E1",
-        "Den ansatte mangler etternavn.",
+        "Ansatt mangler etternavn.",
     )
     assert (f["entity"], f["side"], f["svenn_id"], f["record_label"]) == (
         "employee",

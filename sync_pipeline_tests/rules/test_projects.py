@@ -41,7 +41,7 @@ def test_P1_svenn_project_without_start_date_is_not_created_in_tripletex(rules):
     res = rules.run()
     assert res.plan == []
     assert res.codes() == [("PROJECT_MISSING_START_DATE", "project", 1, None)]
-    assert res.findings[0]["message"] == "Prosjektet mangler startdato."
+    assert res.findings[0]["message"] == "Prosjekt mangler startdato."
 
 
 def test_P1_clearing_the_start_date_in_svenn_is_not_sent_to_tripletex(rules):

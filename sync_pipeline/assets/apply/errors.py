@@ -86,10 +86,15 @@ def insert_findings(conn: duckdb.DuckDBPyConnection, findings: list[Finding]) ->
         conn.unregister("_new_findings")
 
 
+#: An open error and a finding are about the same record with the same code. An error
+#: logged while only one id was known is the same record once the finding also names the
+#: linked id (G10: both ids where a link exists), so it keeps its first_seen_at.
 _SAME_RECORD = (
     "e.code = f.code AND e.entity IS NOT DISTINCT FROM f.entity "
-    "AND e.svenn_id IS NOT DISTINCT FROM f.svenn_id "
-    "AND e.tripletex_id IS NOT DISTINCT FROM f.tripletex_id"
+    "AND ((e.svenn_id IS NOT DISTINCT FROM f.svenn_id "
+    "AND e.tripletex_id IS NOT DISTINCT FROM f.tripletex_id) "
+    "OR (e.tripletex_id IS NULL AND e.svenn_id = f.svenn_id) "
+    "OR (e.svenn_id IS NULL AND e.tripletex_id = f.tripletex_id))"
 )
 
 
@@ -117,6 +122,8 @@ def merge_error_log(
         conn.execute(
             "UPDATE sync.errors AS e SET last_seen_at = now(), severity = f.severity, "
             "message = f.message, details = f.details, "
+            "svenn_id = coalesce(e.svenn_id, f.svenn_id), "
+            "tripletex_id = coalesce(e.tripletex_id, f.tripletex_id), "
             "record_label = coalesce(f.record_label, e.record_label), run_id = ? "
             f"FROM _run_findings AS f WHERE e.tenant = ? AND e.resolved_at IS NULL AND {_SAME_RECORD}",
             [run_id, tenant],
@@ -335,8 +342,8 @@ def _copy_parquet(conn: duckdb.DuckDBPyConnection, query: str, params: list, pat
 
 
 def export_parquet(conn: duckdb.DuckDBPyConnection, tenant: str, directory: Path) -> list[Path]:
-    """``open_errors/``, ``runs/`` and ``errors/`` (the whole log, resolved rows included)
-    ``tenant=<t>/data.parquet``: what analysts read instead of the live DuckDB file, which
+    """``open_errors/``, ``runs/``, ``errors/`` (the whole log, resolved rows included),
+    ``eligibility_checks/`` and ``matches/`` as ``tenant=<t>/data.parquet``: what analysts read instead of the live DuckDB file, which
     any open session (even read-only) would hold against the pipeline's writes."""
     written = []
     for name, query in (
@@ -350,6 +357,17 @@ def export_parquet(conn: duckdb.DuckDBPyConnection, tenant: str, directory: Path
             "errors",
             "SELECT * EXCLUDE (tenant) FROM sync.errors WHERE tenant = ? "
             "ORDER BY first_seen_at, code, entity, record_label",
+        ),
+        # the design card's frames (G10, G3): which check excluded what, how pairs matched
+        (
+            "eligibility_checks",
+            "SELECT * EXCLUDE (tenant) FROM sync.eligibility_checks WHERE tenant = ? "
+            "ORDER BY checked_at, entity, side, id, rule_id",
+        ),
+        (
+            "matches",
+            "SELECT * EXCLUDE (tenant) FROM sync.matches WHERE tenant = ? "
+            "ORDER BY matched_at, entity, via, key",
         ),
     ):
         path = directory / name / f"tenant={tenant}" / "data.parquet"
@@ -365,7 +383,32 @@ def _rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def svenn_record_id(svenn_id: int | None, tripletex_id: int | None) -> int | str | None:
+    """The error log's ``record_id`` (an integer or a string, svenn-api.md): the Svenn id as
+    an integer, Svenn's own; an id only Tripletex has is a string naming its system
+    (``"tripletex:123"``), so it is never taken for a Svenn id."""
+    if svenn_id is not None:
+        return svenn_id
+    return f"tripletex:{tripletex_id}" if tripletex_id is not None else None
+
+
+def svenn_record_label(
+    label: str | None, svenn_id: int | None, tripletex_id: int | None
+) -> str | None:
+    """The label users see, with each known id and the system it belongs to (G10)."""
+    ids = ", ".join(
+        f"{system}-ID {value}"
+        for system, value in (("Svenn", svenn_id), ("Tripletex", tripletex_id))
+        if value is not None
+    )
+    if not ids:
+        return label
+    return f"{label} ({ids})" if label else ids
+
+
 def open_errors_for_svenn(conn: duckdb.DuckDBPyConnection, tenant: str) -> list[dict[str, Any]]:
+    """The open errors as Svenn's integration error log takes them (svenn-api.md): its
+    fields only; which system an id belongs to is in ``record_id`` and ``record_label``."""
     rows = conn.execute(
         "SELECT code, severity, message, entity, svenn_id, tripletex_id, record_label, "
         "first_seen_at, last_seen_at FROM sync.errors WHERE tenant = ? AND resolved_at IS NULL "
@@ -378,8 +421,8 @@ def open_errors_for_svenn(conn: duckdb.DuckDBPyConnection, tenant: str) -> list[
             "severity": severity,
             "message": message,
             "entity": PLURAL.get(entity, entity) if entity else None,  # type: ignore[call-overload]
-            "record_id": svenn_id if svenn_id is not None else tripletex_id,
-            "record_label": label,
+            "record_id": svenn_record_id(svenn_id, tripletex_id),
+            "record_label": svenn_record_label(label, svenn_id, tripletex_id),
             "first_seen_at": _rfc3339(first),
             "last_seen_at": _rfc3339(last),
         }

@@ -207,6 +207,27 @@ def create_findings_sql() -> str:
     UNION ALL
     SELECT $tenant, 'creates', entity, 'svenn', svenn_id, NULL, label, 'CUSTOMER_MISSING_INVOICE_EMAIL', NULL
     FROM create_tx WHERE entity = 'customer' AND field = 'email' AND value IS NULL
+    UNION ALL
+    """ + g10_unsynced_references_to_svenn_sql()
+
+
+def g10_unsynced_references_to_svenn_sql() -> str:
+    """G10 (P10, P11): a Tripletex project created in Svenn without its customer or manager,
+    because that record is not synced to Svenn, warns — with the same code the merge logs
+    for the link on later runs."""
+    return f"""
+    SELECT $tenant, 'creates', v.entity, 'tripletex', NULL, v.tripletex_id, v.label,
+           CASE v.field WHEN 'customer_id' THEN 'PROJECT_CUSTOMER_NOT_SYNCED'
+                ELSE 'PROJECT_MANAGER_NOT_SYNCED' END,
+           json_object('rule_id', CASE v.field WHEN 'customer_id' THEN 'P11' ELSE 'P10' END,
+                       'fields', [v.field])
+    FROM ({_source_values("tripletex")}) v
+    LEFT JOIN rules.pairs q ON q.tenant = $tenant
+      AND q.entity = CASE v.field WHEN 'customer_id' THEN 'customer' ELSE 'employee' END
+      AND q.tripletex_id = TRY_CAST(v.value AS BIGINT)
+    WHERE v.entity = 'project' AND v.field IN ('customer_id', 'project_manager_id')
+      AND v.value IS NOT NULL AND q.svenn_id IS NULL
+      AND q.kind IS DISTINCT FROM 'create_in_svenn'
     """
 
 

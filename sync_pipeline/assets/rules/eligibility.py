@@ -9,6 +9,7 @@ Each rule is a named predicate over the staged snapshot; the first that holds wi
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from dagster import AssetExecutionContext
 
@@ -17,6 +18,7 @@ from sync_pipeline.assets.rules.step import (
     STAGING_KEYS,
     in_transaction,
     preview,
+    prune_frame,
     replace_rows,
     result,
     rule_asset,
@@ -176,6 +178,26 @@ def g3_duplicate_keys_sql() -> str:
     """
 
 
+def eligibility_checks_sql() -> str:
+    """The design card's eligibility frame: every failing check of every live record (not
+    only the first, which is all ``rules.eligibility`` keeps), with DUPLICATE_KEY (G3)."""
+    parts = [
+        f"""
+    SELECT e.tenant, $run_id, e.entity, e.side, e.id, e.key, e.label, e.linked,
+           '{r.rule_id}', '{r.code}', '{r.effect}', $checked_at
+    FROM (SELECT id FROM {staging_table(r.side, r.entity)}
+          WHERE tenant = $tenant AND NOT deleted AND ({r.predicate})) s
+    JOIN rules.eligibility e ON e.tenant = $tenant AND e.entity = '{r.entity}'
+      AND e.side = '{r.side}' AND e.id = s.id"""
+        for r in RULES
+    ]
+    parts.append("""
+    SELECT tenant, $run_id, entity, side, id, key, label, linked, 'G3', 'DUPLICATE_KEY',
+           'excluded', $checked_at
+    FROM rules.eligibility WHERE tenant = $tenant AND excluded = 'DUPLICATE_KEY'""")
+    return "\nUNION ALL ".join(parts)
+
+
 _FINDINGS_SQL = """
 SELECT tenant, 'eligibility', entity, side,
        CASE WHEN side = 'svenn' THEN id END, CASE WHEN side = 'tripletex' THEN id END,
@@ -188,16 +210,18 @@ FROM rules.eligibility WHERE tenant = $tenant AND excluded IS NOT NULL
     "eligibility",
     STAGING_KEYS,
     "Per staged record: excluded (P2, P6, C1, DUPLICATE_KEY) or not to be created on the "
-    "other side (P1, P3, C2, E1, E3); findings for the excluded ones.",
+    "other side (P1, P3, C2, E1, E3); findings for the excluded ones; every failing check "
+    "of the run in sync.eligibility_checks.",
 )
 def eligibility(context: AssetExecutionContext):
     started = time.perf_counter()
     tenant = context.partition_key
-    params = {"tenant": tenant}
+    run_id = context.run.run_id
+    params = {"tenant": tenant, "run_id": run_id, "checked_at": datetime.now(UTC)}
     with context.resources.duckdb.get_connection() as conn:
 
         def work() -> dict[str, int]:
-            return {
+            rows = {
                 "eligibility": replace_rows(
                     conn, "rules.eligibility", tenant, g3_duplicate_keys_sql(), params
                 ),
@@ -209,7 +233,17 @@ def eligibility(context: AssetExecutionContext):
                     params,
                     "AND step = 'eligibility'",
                 ),
+                "checks": replace_rows(
+                    conn,
+                    "sync.eligibility_checks",
+                    tenant,
+                    eligibility_checks_sql(),
+                    params,
+                    f"AND run_id = '{run_id}'",
+                ),
             }
+            prune_frame(conn, "sync.eligibility_checks", tenant, "checked_at")
+            return rows
 
         rows = in_transaction(conn, work)
         md = preview(

@@ -84,6 +84,23 @@ def merge_pairs_sql() -> str:
     """
 
 
+def p11_unmapped_svenn_value_sql() -> str:
+    """P11/P10: a Svenn reference to a record that is not synced (``s_unmapped``) as the merge
+    sees it. A new match takes Tripletex's value (G3: NULL on the Svenn side, so Tripletex's
+    reference is written to Svenn when it can be). For a link, a customer moved away from
+    the synced one the base names to an unsynced one means the project syncs without
+    customer (P11: NULL); otherwise — the base names no synced Svenn customer, or the field
+    is the project manager, whom Tripletex requires — Svenn's value counts as unchanged."""
+    synced_customers = (
+        "SELECT CAST(tripletex_id AS VARCHAR) FROM rules.pairs WHERE tenant = $tenant "
+        "AND entity = 'customer' AND svenn_id IS NOT NULL AND tripletex_id IS NOT NULL"
+    )
+    return (
+        "CASE WHEN NOT s_unmapped THEN s WHEN kind <> 'linked' THEN NULL "
+        f"WHEN field = 'customer_id' AND b IN ({synced_customers}) THEN NULL ELSE b END"
+    )
+
+
 def g2_g3_decide_sql() -> str:
     """G2 per link field (one side changed → copy; both → newest wins, Tripletex without a
     timestamp, or the tenant's policy); G3 for a new match (non-empty Tripletex wins)."""
@@ -98,8 +115,7 @@ def g2_g3_decide_sql() -> str:
         ON tv.entity = mp.entity AND tv.id = mp.tripletex_id AND tv.field = sv.field
     ),
     c AS (
-      SELECT *, CASE WHEN s_unmapped THEN (CASE WHEN kind = 'linked' THEN b ELSE t END) ELSE s END
-                AS s_eff
+      SELECT *, {p11_unmapped_svenn_value_sql()} AS s_eff
       FROM j
     ),
     d AS (
@@ -148,8 +164,7 @@ def blocks_sql() -> str:
     END AS blocked_by
     FROM (
       SELECT m.*, CASE WHEN m.merged IS DISTINCT FROM m.t THEN 'tripletex'
-                       WHEN m.merged IS DISTINCT FROM m.s_eff AND NOT (m.kind = 'matched' AND m.s_unmapped)
-                       THEN 'svenn' END AS write_to,
+                       WHEN m.merged IS DISTINCT FROM m.s_eff THEN 'svenn' END AS write_to,
              CASE WHEN m.ref_entity IS NULL THEN to_json(m.merged)
                   ELSE {svenn_ref_json_sql("m.merged", "m.ref_entity", "q")} END AS ref_json
       FROM (SELECT *, {ref_entity_sql()} AS ref_entity FROM merge_work_raw) m
@@ -178,10 +193,12 @@ def _field_rule_sql() -> str:
 def update_operations_sql() -> str:
     """One update per pair and side written, with only the changed fields (G6: none when
     nothing changed); Tripletex bodies carry id and version (G8)."""
+    # id and version patched onto the fields (not the other way round): a merge patch drops
+    # the null of a field cleared on purpose (P11 customer, an end date).
     payload = (
         "CASE WHEN write_to = 'tripletex' THEN json_merge_patch("
-        "json_object('id', tripletex_id, 'version', t_version), "
-        f"json_group_object({api_name_sql('tripletex')}, {tripletex_json_sql(value='merged')})) "
+        f"json_group_object({api_name_sql('tripletex')}, {tripletex_json_sql(value='merged')}), "
+        "json_object('id', tripletex_id, 'version', t_version)) "
         f"ELSE json_group_object({api_name_sql('svenn')}, "
         f"{svenn_json_sql(value='merged', ref='ref_json')}) END"
     )
@@ -243,7 +260,8 @@ def conflicts_sql() -> str:
 
 
 def merge_findings_sql() -> str:
-    """G2 conflicts (info), C3 while the two disagree (warning), E3 edits held (info)."""
+    """G2 conflicts (info), C3 while the two disagree (warning), E3 edits held (info), and the
+    other blocked writes (G10)."""
     return """
     SELECT $tenant, 'merge', entity, NULL, svenn_id, tripletex_id, label, 'EDIT_CONFLICT',
            json_object('field', field, 'winner', winner, 'svenn_value', s_eff,
@@ -258,6 +276,38 @@ def merge_findings_sql() -> str:
     SELECT DISTINCT $tenant, 'merge', entity, 'svenn', svenn_id, tripletex_id, label,
            'EMPLOYEE_INACTIVE_SKIPPED', json_object('held_fields', 'changes not sent to Tripletex')
     FROM merge_work WHERE blocked_by = 'E3'
+    UNION ALL
+    """ + g10_linked_block_findings_sql()
+
+
+def g10_linked_block_findings_sql() -> str:
+    """G10: a rule that blocks a change of a linked (or just matched) pair logs the same code
+    as for an unlinked record — P1, E1, P10, P11 — while the block lasts; a Svenn reference
+    to a record that is not synced (P11 customer, P10 manager) too, even when nothing is
+    written. Nothing is left out silently."""
+    return """
+    SELECT $tenant, 'merge', entity, min(side), svenn_id, tripletex_id, label, code,
+           json_object('rule_id', min(rule_id), 'fields', list(DISTINCT field ORDER BY field))
+    FROM (
+      SELECT entity, svenn_id, tripletex_id, label, field, blocked_by AS rule_id,
+             CASE write_to WHEN 'svenn' THEN 'tripletex' ELSE 'svenn' END AS side,
+             CASE blocked_by
+               WHEN 'P1' THEN 'PROJECT_MISSING_START_DATE'
+               WHEN 'E1' THEN CASE WHEN field = 'last_name' THEN 'EMPLOYEE_MISSING_SURNAME'
+                                   ELSE 'REQUIRED_FIELD_MISSING' END
+               WHEN 'G2' THEN 'REQUIRED_FIELD_MISSING'
+               WHEN 'P10' THEN CASE write_to WHEN 'tripletex' THEN 'PROJECT_MANAGER_DEFAULTED'
+                                             ELSE 'PROJECT_MANAGER_NOT_SYNCED' END
+               WHEN 'P11' THEN 'PROJECT_CUSTOMER_NOT_SYNCED' END AS code
+      FROM merge_work WHERE blocked_by IN ('P1', 'E1', 'G2', 'P10', 'P11')
+      UNION ALL
+      SELECT entity, svenn_id, tripletex_id, label, field,
+             CASE field WHEN 'customer_id' THEN 'P11' ELSE 'P10' END, 'svenn',
+             CASE field WHEN 'customer_id' THEN 'PROJECT_CUSTOMER_NOT_SYNCED'
+                        ELSE 'PROJECT_MANAGER_DEFAULTED' END
+      FROM merge_work WHERE s_unmapped
+    )
+    GROUP BY entity, svenn_id, tripletex_id, label, code
     """
 
 

@@ -4,7 +4,8 @@
 projects, then members; within a pair: link, set_number, create, update, complete,
 delete, detach). In review mode (G9) every row is kept with ``apply = false``; held
 mass deletions (G7) likewise. Plans, findings and conflicts are kept per run: the apply
-step reads the rows of its own ``run_id``.
+step reads the rows of its own ``run_id``. ``sync.matches`` keeps the run's matched frame
+(its pairs and how they matched) for analysts.
 """
 
 import time
@@ -27,6 +28,7 @@ from sync_pipeline.assets.rules.step import (
     bind,
     in_transaction,
     preview,
+    prune_frame,
     rules_key,
 )
 from sync_pipeline.model import CODES
@@ -86,13 +88,32 @@ def _quote(value: str) -> str:
 
 
 def findings_sql() -> str:
-    """G10: each proposed finding with its code's severity, rule id and Norwegian message."""
+    """G10: each proposed finding with its code's severity, rule id and Norwegian message;
+    a record that is linked (or matched in this plan) is named by both ids, whichever
+    side's rule found it."""
     return f"""
-    SELECT f.tenant, $run_id, f.entity, f.side, f.svenn_id, f.tripletex_id, f.record_label,
+    SELECT f.tenant, $run_id, f.entity, f.side, coalesce(f.svenn_id, p.svenn_id),
+           coalesce(f.tripletex_id, p.tripletex_id), f.record_label,
            f.code, codes.severity, codes.rule_id, codes.message, f.details
     FROM rules.findings f JOIN {_codes_sql()} USING (code)
+    LEFT JOIN rules.pairs p ON p.tenant = f.tenant AND p.entity = f.entity
+      AND p.kind IN ('linked', 'matched')
+      AND ((f.tripletex_id IS NULL AND p.svenn_id = f.svenn_id)
+           OR (f.svenn_id IS NULL AND p.tripletex_id = f.tripletex_id))
     WHERE f.tenant = $tenant
-    ORDER BY f.entity, f.code, f.svenn_id, f.tripletex_id
+    ORDER BY f.entity, f.code, 5, 6
+    """
+
+
+def g3_matches_sql() -> str:
+    """The design card's matched frame: every pair of the run and how it matched — an
+    active link, or a new match by key or e-mail (G3)."""
+    return """
+    SELECT tenant, $run_id, entity, svenn_id, tripletex_id, key,
+           CASE WHEN kind = 'linked' THEN 'linked' ELSE coalesce(via, 'key') END, kind, origin,
+           $planned_at
+    FROM rules.pairs
+    WHERE tenant = $tenant AND kind IN ('linked', 'matched', 'matched_deleted')
     """
 
 
@@ -156,6 +177,7 @@ def sync_plan(context: AssetExecutionContext):
                 ("sync.plan", plan_sql()),
                 ("sync.findings", findings_sql()),
                 ("sync.conflicts", conflicts_sql()),
+                ("sync.matches", g3_matches_sql()),
             ):
                 conn.execute(
                     f"DELETE FROM {table} WHERE tenant = ? AND run_id = ?",
@@ -166,6 +188,7 @@ def sync_plan(context: AssetExecutionContext):
                     f"SELECT count(*) FROM {table} WHERE tenant = ? AND run_id = ?",
                     [tenant, context.run.run_id],
                 ).fetchone()[0]
+            prune_frame(conn, "sync.matches", tenant, "matched_at")
             return counts
 
         rows = in_transaction(conn, work)

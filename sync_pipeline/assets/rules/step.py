@@ -67,6 +67,25 @@ def replace_rows(
     return count_rows(conn, table, tenant, where)
 
 
+#: The per-run frames analysts query (``sync.eligibility_checks``, ``sync.matches``) keep
+#: each tenant's newest runs only: a frame is a full picture of a run, so keeping every
+#: run would grow by the tenant's size every 15 minutes.
+FRAME_RUNS_KEPT = 20
+
+
+def prune_frame(
+    conn: duckdb.DuckDBPyConnection, table: str, tenant: str, stamp: str, keep: int | None = None
+) -> None:
+    """Delete the tenant's rows of ``table`` but those of its newest ``keep`` runs (by the
+    newest ``stamp`` of each run)."""
+    conn.execute(
+        f"DELETE FROM {table} WHERE tenant = $tenant AND run_id NOT IN ("
+        f"SELECT run_id FROM {table} WHERE tenant = $tenant GROUP BY run_id "
+        f"ORDER BY max({stamp}) DESC, run_id LIMIT $keep)",
+        {"tenant": tenant, "keep": FRAME_RUNS_KEPT if keep is None else keep},
+    )
+
+
 def bind(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The named parameters ``sql`` uses (DuckDB refuses unused ones)."""
     return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
