@@ -44,7 +44,7 @@ def _child(args: argparse.Namespace) -> None:
 
     from sync_pipeline.assets.extract.svenn import svenn_extract
     from sync_pipeline.assets.extract.tripletex import tripletex_extract
-    from sync_pipeline.jobs import FULL_EXTRACT_TAG
+    from sync_pipeline.partitions import FULL_EXTRACT_TAG
     from sync_pipeline.resources.storage import SyncDuckDB
     from sync_pipeline.tenants import TenantsResource
 

@@ -128,7 +128,8 @@ def main() -> None:
     import dagster as dg
 
     from sync_pipeline.assets.apply.executor import PlanExecutor
-    from sync_pipeline.jobs import FULL_EXTRACT_TAG, sync_job
+    from sync_pipeline.jobs import sync_job
+    from sync_pipeline.partitions import FULL_EXTRACT_TAG
     from sync_pipeline.resources.storage import SyncDuckDB
     from sync_pipeline.sandbox.process import SandboxProcess
     from sync_pipeline.tenants import TenantsResource

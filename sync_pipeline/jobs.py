@@ -9,9 +9,6 @@ from dagster import AssetSelection, define_asset_job
 from sync_pipeline.assets.lease import release_lease_on_failure
 from sync_pipeline.partitions import tenant_partitions
 
-#: Run tag that asks the extract assets for a full (not incremental) extract.
-FULL_EXTRACT_TAG = "sync_pipeline/full_extract"
-
 sync_job = define_asset_job(
     "sync_job",
     selection=AssetSelection.groups("extract", "rules", "apply"),

@@ -15,8 +15,8 @@ from __future__ import annotations
 import dagster as dg
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES, DagsterRunStatus
 
-from sync_pipeline.jobs import FULL_EXTRACT_TAG, sync_job
-from sync_pipeline.partitions import tenant_partitions
+from sync_pipeline.jobs import sync_job
+from sync_pipeline.partitions import FULL_EXTRACT_TAG, tenant_partitions
 from sync_pipeline.tenants import TenantConfigError, load_tenants
 
 #: Dagster's tag holding a run's partition: the tenant. The run queue allows one run per value.

@@ -20,7 +20,7 @@ import pytest
 from sync_pipeline.assets.extract import tripletex as tripletex_module
 from sync_pipeline.assets.extract.svenn import SVENN_WATERMARK_OVERLAP, svenn_extract
 from sync_pipeline.assets.extract.tripletex import tripletex_extract
-from sync_pipeline.jobs import FULL_EXTRACT_TAG
+from sync_pipeline.partitions import FULL_EXTRACT_TAG
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline.resources.svenn import SvennClient
 from sync_pipeline.resources.tripletex import (

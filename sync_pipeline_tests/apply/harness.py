@@ -21,7 +21,8 @@ import dagster as dg
 import duckdb
 import yaml
 
-from sync_pipeline.jobs import FULL_EXTRACT_TAG, sync_job
+from sync_pipeline.jobs import sync_job
+from sync_pipeline.partitions import FULL_EXTRACT_TAG
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline.resources.svenn import SvennClient
 from sync_pipeline.resources.tripletex import TripletexClient

@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
-from sync_pipeline.jobs import FULL_EXTRACT_TAG
+from sync_pipeline.partitions import FULL_EXTRACT_TAG
 from sync_pipeline.schedules import (
     SCHEDULES,
     failing_streak,

@@ -19,9 +19,8 @@ from sync_pipeline.assets.apply.sql import first
 from sync_pipeline.assets.lease import holding, release_at_end
 from sync_pipeline.assets.rules.plan import g9_review_sql
 from sync_pipeline.assets.rules.step import bind
-from sync_pipeline.jobs import FULL_EXTRACT_TAG
 from sync_pipeline.markdown_text import md_table
-from sync_pipeline.partitions import tenant_partitions
+from sync_pipeline.partitions import FULL_EXTRACT_TAG, tenant_partitions
 from sync_pipeline.resources.http import ApiError
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline.tenants import TenantsResource

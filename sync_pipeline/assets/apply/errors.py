@@ -23,8 +23,8 @@ import duckdb
 import pandas as pd
 
 from sync_pipeline.assets.apply.sql import first
-from sync_pipeline.jobs import FULL_EXTRACT_TAG
 from sync_pipeline.model import PLURAL
+from sync_pipeline.partitions import FULL_EXTRACT_TAG
 
 EXPORT_DIR_ENV = "SYNC_EXPORT_DIR"
 DEFAULT_EXPORT_DIR = "data/exports"

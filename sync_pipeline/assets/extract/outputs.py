@@ -17,9 +17,9 @@ from pydantic import Field
 
 from sync_pipeline.assets.extract.snapshot import ExtractRecord, record_failed_extract
 from sync_pipeline.assets.lease import LEASE_KEY, holding
-from sync_pipeline.jobs import FULL_EXTRACT_TAG
 from sync_pipeline.markdown_text import md_table
 from sync_pipeline.model import ENTITIES, PLURAL, Entity, Side, raw_table, staging_table
+from sync_pipeline.partitions import FULL_EXTRACT_TAG
 from sync_pipeline.resources.http import ApiError
 from sync_pipeline.tenants import TenantConfigError
 
