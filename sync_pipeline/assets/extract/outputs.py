@@ -15,6 +15,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
+from sync_pipeline.assets.extract.binding import BINDING_KEY
 from sync_pipeline.assets.extract.snapshot import ExtractRecord, record_failed_extract
 from sync_pipeline.jobs import FULL_EXTRACT_TAG
 from sync_pipeline.model import ENTITIES, PLURAL, Entity, Side, raw_table, staging_table
@@ -66,6 +67,7 @@ def specs(side: Side, entity_notes: dict[Entity, str]) -> list[dg.AssetSpec]:
         out.append(
             dg.AssetSpec(
                 raw_key(side, entity),
+                deps=[BINDING_KEY],  # G11: nothing is extracted for a company not bound
                 description=(
                     f"{_SYSTEM_NAME[side]} {PLURAL[entity]} as the API returns them "
                     f"({raw_table(side, entity)}): API fields, raw JSON, extraction time. "
