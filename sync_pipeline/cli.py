@@ -346,7 +346,8 @@ def _check_db_available() -> None:
 
 def _run_summary(tenant: str, run_id: str) -> tuple[list[dict], dict | None, dict]:
     """Per-entity counts of the run's operations and errors, its sync.runs row, and how many
-    planned operations were not applied: ``review`` (G9) and ``held`` (G7)."""
+    planned operations were not applied: ``review`` (G9), ``held`` (G7)
+    and ``held_creates`` (G12)."""
     with open_db(SUMMARY_LOCK_WAIT_S) as conn:
         run = _rows(
             conn, "SELECT * FROM sync.runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
@@ -389,7 +390,9 @@ def _run_summary(tenant: str, run_id: str) -> tuple[list[dict], dict | None, dic
         not_applied = _rows(
             conn,
             """SELECT count(*) FILTER (WHERE held_reason = 'review') AS review,
-                      count(*) FILTER (WHERE held_reason IS DISTINCT FROM 'review') AS held
+                      count(*) FILTER (WHERE held_reason NOT IN ('review', 'mass_create'))
+                        AS held,
+                      count(*) FILTER (WHERE held_reason = 'mass_create') AS held_creates
                FROM sync.plan WHERE tenant = ? AND run_id = ? AND NOT apply""",
             [tenant, run_id],
         )[0]
@@ -459,9 +462,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             refused.append(str(busy))
             continue
         if not result.success:
-            reason = _refusal(key, result.run_id)
-            if reason:
-                refused.append(f"tenant '{key}' refused: {reason}")
+            busy = _refusal(key, result.run_id)  # G13: another run holds the tenant
+            moved = None if busy else binding_refusal(result)  # G11: another company
+            if busy:
+                refused.append(f"tenant '{key}' refused: {busy}")
+            elif moved:
+                refused.append(moved)
             else:
                 failures.append(f"{key}: {_failure_reason(result)}")
                 notes += _record_failed_run(key)
@@ -477,6 +483,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(
                 f"{key}: {not_applied['held']} deletions held by the mass-deletion guard (G7); "
                 f"release them with `sync-pipeline confirm-deletes --tenant {key}`"
+            )
+        if not_applied["held_creates"]:
+            print(
+                f"{key}: {not_applied['held_creates']} creates held by the mass-create guard "
+                f"(G12); release them with `sync-pipeline confirm-creates --tenant {key}`"
             )
         if not_applied["review"]:
             print(
@@ -495,7 +506,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"sync-pipeline: {refusal}", file=sys.stderr)
     for note in notes:
         print(f"sync-pipeline: {note}", file=sys.stderr)
-    return EXIT_FAILED if failures else EXIT_USAGE if refused else EXIT_OK
+    return EXIT_USAGE if refused else EXIT_FAILED if failures else EXIT_OK
 
 
 def _record_failed_run(tenant: str) -> list[str]:
@@ -532,6 +543,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     _check_db_available()
     print(f"plan {key} (nothing is written to Svenn or Tripletex)", flush=True)
     result = execute("plan_job", key, full=args.full)
+    refusal = None if result.success else binding_refusal(result)
+    if refusal:
+        raise CliError(refusal)
     if not result.success:
         reason = _refusal(key, result.run_id)
         if reason:
@@ -734,10 +748,13 @@ def cmd_approve(args: argparse.Namespace) -> int:
                 f"at {_cell(earlier[0]['approved_at'])}"
             )
             return EXIT_OK
+    binding = bind_at_approval(key, tenants[key], actor)  # G11; refuses a changed company
+    with open_db() as conn:
         conn.execute(
             "INSERT INTO sync.approvals VALUES (?, 'go_live', ?, now(), NULL)", [key, actor]
         )
     print(f"tenant '{key}' approved for go-live by {actor}; the next run applies its plan (G9)")
+    print(binding)
     return EXIT_OK
 
 
@@ -988,6 +1005,123 @@ def cmd_repair_links(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- tenant binding (G11) and held creates (G12) -----------------------------------------------
+def binding_refusal(result) -> str | None:
+    """The reason a run was refused by the binding check (G11), or None if it was not.
+
+    Read from the run's events: the check fails its step with a ``Failure`` whose
+    description is the one-line reason (any other error of that step is an ordinary
+    failure, e.g. rejected credentials)."""
+    from sync_pipeline.assets.extract.binding import BINDING_KEY
+
+    step = BINDING_KEY.to_python_identifier()
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE" and event.step_key == step:
+            failure = event.event_specific_data.user_failure_data
+            if failure is not None and failure.description:
+                return failure.description
+    return None
+
+
+def bind_at_approval(key: str, config: TenantConfig, actor: str) -> str:
+    """Go-live records (or confirms) the companies the tenant's credentials belong to now;
+    a company other than the bound one, or bound to another tenant, refuses the approval.
+    Unreachable APIs do not block it: the next run's check records and enforces them."""
+    from sync_pipeline.assets.extract.binding import check_and_bind, company_ids
+    from sync_pipeline.resources.http import ApiError
+
+    try:
+        ids = company_ids(config, max_retries=0)
+    except ApiError as err:
+        return (
+            f"tenant '{key}': companies not recorded now ({err}); the next run records "
+            "and checks them (G11)"
+        )
+    with open_db() as conn:
+        check, new = check_and_bind(conn, key, ids, by=actor, how="approve")
+    if check.problems:
+        raise CliError(
+            f"tenant '{key}' not approved (G11): {'; '.join(check.problems)}. Fix the "
+            f"tenants file, or if the tenant really moved: sync-pipeline rebind --tenant {key}"
+        )
+    return (
+        f"tenant '{key}' {'bound' if new else 'is bound'} to Svenn company {ids.svenn} and "
+        f"Tripletex company {ids.tripletex} (G11)"
+    )
+
+
+def cmd_rebind(args: argparse.Namespace) -> int:
+    from sync_pipeline.assets.extract.binding import company_ids, rebind
+    from sync_pipeline.resources.http import ApiError
+
+    tenants = _tenants(args)
+    key = _selected(args, tenants)[0]
+    actor = _actor(args)
+    try:
+        ids = company_ids(tenants[key])
+    except ApiError as err:
+        raise CliError(
+            f"tenant '{key}': cannot read the companies of its credentials ({err})"
+        ) from None
+    with open_db() as conn:
+        check, resolved = rebind(conn, key, ids, by=actor)
+        (links,) = conn.execute(
+            "SELECT count(*) FROM sync.links WHERE tenant = ? AND state = 'active'", [key]
+        ).fetchone()
+    if check.taken:
+        raise CliError(f"tenant '{key}' not rebound (G11): {'; '.join(check.taken)}")
+    was = ", ".join(
+        f"{name} {check.bound[side]}"
+        for side, name in (("svenn", "Svenn"), ("tripletex", "Tripletex"))
+        if check.bound[side] is not None
+    )
+    print(
+        f"tenant '{key}' bound by {actor} to Svenn company {ids.svenn} and Tripletex company "
+        f"{ids.tripletex}" + (f" (was {was})" if was else "") + f"; {resolved} "
+        "TENANT_BINDING_CHANGED error(s) resolved; the next run syncs these companies (G11)"
+    )
+    if check.changed and links:
+        print(
+            f"tenant '{key}': {links} active links refer to records of the former companies; "
+            "unusual numbers of deletions and creates are held for confirmation (G7, G12)"
+        )
+    return EXIT_OK
+
+
+def cmd_confirm_creates(args: argparse.Namespace) -> int:
+    tenants = _tenants(args)
+    key = _selected(args, tenants)[0]
+    actor = _actor(args)
+    with open_db() as conn:
+        held = _rows(
+            conn,
+            """SELECT entity, details->>'$.creates' AS n FROM sync.errors
+               WHERE tenant = ? AND code = 'MASS_CREATE_HELD' AND resolved_at IS NULL
+               ORDER BY entity""",
+            [key],
+        )
+        if not held:
+            print(f"tenant '{key}': no creates are held; nothing to confirm")
+            return EXIT_OK
+        pending = _rows(
+            conn,
+            """SELECT actor FROM sync.approvals WHERE tenant = ? AND action = 'confirm_creates'
+               AND consumed_by_run IS NULL""",
+            [key],
+        )
+        if not pending:
+            conn.execute(
+                "INSERT INTO sync.approvals VALUES (?, 'confirm_creates', ?, now(), NULL)",
+                [key, actor],
+            )
+    what = ", ".join(f"{r['entity']} ({r['n']})" for r in held)
+    print(
+        f"tenant '{key}': held creates of {what} confirmed by {actor}; "
+        "the next run applies them (G12)"
+    )
+    return EXIT_OK
+
+
 # -- entry point ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -1040,6 +1174,22 @@ def build_parser() -> argparse.ArgumentParser:
         "confirm-deletes",
         cmd_confirm_deletes,
         "release deletions held by the mass-delete guard (G7)",
+    )
+    p.add_argument("--tenant", metavar="KEY", required=True)
+    p.add_argument("--by", help="who confirms (default: $USER)")
+
+    p = command(
+        "rebind",
+        cmd_rebind,
+        "bind a tenant to the companies its credentials belong to now (G11)",
+    )
+    p.add_argument("--tenant", metavar="KEY", required=True)
+    p.add_argument("--by", help="who rebinds (default: $USER)")
+
+    p = command(
+        "confirm-creates",
+        cmd_confirm_creates,
+        "release creates held by the mass-create guard (G12)",
     )
     p.add_argument("--tenant", metavar="KEY", required=True)
     p.add_argument("--by", help="who confirms (default: $USER)")

@@ -238,6 +238,19 @@ _CODES = (
         "synkroniseres ikke lenger.",
     ),
     Code(
+        "MASS_CREATE_HELD",
+        "error",
+        "G12",
+        "Uvanlig mange nye poster er holdt tilbake og venter på bekreftelse.",
+    ),
+    Code(
+        "TENANT_BINDING_CHANGED",
+        "error",
+        "G11",
+        "API-nøkkelen eller tokenet tilhører et annet firma enn integrasjonen er koblet til; "
+        "ingenting synkroniseres før en operatør har koblet den på nytt.",
+    ),
+    Code(
         "EDIT_CONFLICT",
         "info",
         "G2",

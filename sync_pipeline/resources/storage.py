@@ -298,6 +298,22 @@ CREATE TABLE IF NOT EXISTS sync.link_detachments (
 """,
     ),
     (
+        8,
+        "the Svenn and Tripletex company each tenant is bound to",
+        """
+-- G11: one row per binding of a tenant to one Svenn and one Tripletex company; the row
+-- with replaced_at NULL is the tenant's current binding (earlier ones are its history).
+-- A company is bound to at most one tenant: enforced by the write (no partial indexes).
+CREATE TABLE IF NOT EXISTS sync.tenant_bindings (
+  tenant VARCHAR NOT NULL, svenn_company_id BIGINT NOT NULL,
+  tripletex_company_id BIGINT NOT NULL,
+  bound_at TIMESTAMPTZ NOT NULL, bound_by VARCHAR NOT NULL,
+  how VARCHAR NOT NULL,                           -- 'first_run' | 'approve' | 'rebind'
+  replaced_at TIMESTAMPTZ
+);
+""",
+    ),
+    (
         9,
         "one run per tenant: the tenant lease (G13)",
         """
@@ -309,7 +325,6 @@ CREATE TABLE IF NOT EXISTS sync.leases (
   holder VARCHAR NOT NULL,                        -- host:pid of the process running the run
   acquired_at TIMESTAMPTZ NOT NULL, renewed_at TIMESTAMPTZ NOT NULL,
   expires_at TIMESTAMPTZ NOT NULL, released_at TIMESTAMPTZ
-
 );
 """,
     ),

@@ -178,10 +178,12 @@ def _apply(
 
 
 def consume_delete_releases(conn: Any, tenant: str, run_id: str) -> None:
-    """An operator's release of held deletions (G7) counts for the run that applied it."""
+    """An operator's release of held deletions (G7) or creates (G12) counts for the run
+    that applied it."""
     conn.execute(
         "UPDATE sync.approvals SET consumed_by_run = ? WHERE tenant = ? "
-        "AND action = 'confirm_deletes' AND consumed_by_run IS NULL AND approved_at <= "
+        "AND action IN ('confirm_deletes', 'confirm_creates') AND consumed_by_run IS NULL "
+        "AND approved_at <= "
         "(SELECT min(planned_at) FROM sync.plan WHERE tenant = ? AND run_id = ?)",
         [run_id, tenant, tenant, run_id],
     )

@@ -15,6 +15,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
+from sync_pipeline.assets.extract.binding import BINDING_KEY
 from sync_pipeline.assets.extract.snapshot import ExtractRecord, record_failed_extract
 from sync_pipeline.assets.lease import LEASE_KEY, holding
 from sync_pipeline.markdown_text import md_table
@@ -68,7 +69,7 @@ def specs(side: Side, entity_notes: dict[Entity, str]) -> list[dg.AssetSpec]:
         out.append(
             dg.AssetSpec(
                 raw_key(side, entity),
-                deps=[LEASE_KEY],  # G13: nothing is read before the run holds the tenant
+                deps=[LEASE_KEY, BINDING_KEY],  # G13 then G11: nothing read before both
                 description=(
                     f"{_SYSTEM_NAME[side]} {PLURAL[entity]} as the API returns them "
                     f"({raw_table(side, entity)}): API fields, raw JSON, extraction time. "

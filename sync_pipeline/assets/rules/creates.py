@@ -1,4 +1,5 @@
-"""Creates (G4) with the rules that shape a new record: P5/E2, P10, P11, C5, E4, P12.
+"""Creates (G4) with the rules that shape a new record: P5/E2, P10, P11, C5, E4, P12,
+behind the mass-create guard (G12).
 
 Every create sends its key (a generated number when the record has none, also written
 back to the source with ``set_number``) so an interrupted run finds the record by key
@@ -249,11 +250,64 @@ def p12_members_sql() -> str:
     """
 
 
+def g12_guard_sql() -> str:
+    """G12: per entity, this run's creates (both directions) against its active links. An
+    entity is held when its creates exceed the tenant's share of its links and reach its
+    minimum count, unless an operator's 'confirm_creates' approval waits to be used. A first
+    sync is never held: the entity must have had links when a run last finished, so a first
+    sync cut short (G5) still completes on the next run."""
+    return """
+    WITH creates AS (
+      SELECT entity, count(*) AS creates FROM rules.operations
+      WHERE tenant = $tenant AND step = 'creates' AND operation = 'create' GROUP BY entity
+    ),
+    finished AS (
+      SELECT max(finished_at) AS finished_at FROM sync.runs
+      WHERE tenant = $tenant AND outcome IN ('success', 'partial')
+    ),
+    links AS (
+      SELECT entity, count(*) AS links,
+             count(*) FILTER (WHERE linked_at <= (SELECT finished_at FROM finished)) AS settled_links
+      FROM sync.links WHERE tenant = $tenant AND state = 'active' GROUP BY entity
+    ),
+    confirmed AS (
+      SELECT count(*) > 0 AS ok FROM sync.approvals
+      WHERE tenant = $tenant AND action = 'confirm_creates' AND consumed_by_run IS NULL
+    )
+    SELECT c.entity, c.creates, coalesce(l.links, 0) AS links,
+           coalesce(l.settled_links, 0) > 0 AND c.creates > $create_threshold * l.links
+             AND c.creates >= $create_min_records AND NOT (SELECT ok FROM confirmed) AS held
+    FROM creates c LEFT JOIN links l USING (entity)
+    """
+
+
+def g12_hold_sql() -> str:
+    """Hold every write of a held entity's new records: the create and the generated number
+    written back to its source (P5, E2), which only serves the create."""
+    return """
+    UPDATE rules.operations AS o SET held_reason = 'mass_create'
+    FROM g12 WHERE g12.held AND o.tenant = $tenant AND o.step = 'creates' AND o.entity = g12.entity
+      AND EXISTS (SELECT 1 FROM rules.pairs p WHERE p.tenant = o.tenant AND p.entity = o.entity
+                  AND p.kind IN ('create_in_svenn', 'create_in_tripletex')
+                  AND (p.svenn_id = o.svenn_id OR p.tripletex_id = o.tripletex_id))
+    """
+
+
+def g12_findings_sql() -> str:
+    return """
+    SELECT $tenant, 'creates', entity, NULL, NULL, NULL, NULL, 'MASS_CREATE_HELD',
+           json_object('rule_id', 'G12', 'creates', creates, 'links', links,
+                       'threshold', $create_threshold, 'min_records', $create_min_records)
+    FROM g12 WHERE held
+    """
+
+
 @rule_asset(
     "creates",
     [rules_key("pairs"), rules_key("numbers")],
     "Create operations for eligible unmatched records on either side (G4), keys always set "
-    "(P5, E2 set_number), with P10, P11, C5, E4 and P12 applied; their warnings.",
+    "(P5, E2 set_number), with P10, P11, C5, E4 and P12 applied; their warnings. An "
+    "unusual number of creates of an entity is held for an operator (G12, MASS_CREATE_HELD).",
 )
 def creates(context: AssetExecutionContext):
     started = time.perf_counter()
@@ -267,6 +321,8 @@ def creates(context: AssetExecutionContext):
             "default_pm": defaults.project_manager_id,
             "user_type": config.employee_user_type,
             "department_id": defaults.department_id,
+            "create_threshold": config.mass_create_threshold,
+            "create_min_records": config.mass_create_min_records,
         }
         for name, sql in (
             ("create_tx", p10_p11_to_tripletex_sql()),
@@ -286,16 +342,25 @@ def creates(context: AssetExecutionContext):
             findings = replace_rows(
                 conn, "rules.findings", tenant, create_findings_sql(), params, where
             )
+            guard = g12_guard_sql()
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE g12 AS {guard}", bind(guard, params))
+            conn.execute(g12_hold_sql(), bind(g12_hold_sql(), params))
+            held = g12_findings_sql()
+            (n,) = conn.execute(f"INSERT INTO rules.findings {held}", bind(held, params)).fetchone()
+            findings += n
             (ops,) = conn.execute(
                 f"SELECT count(*) FROM rules.operations WHERE tenant = ? {where}", [tenant]
             ).fetchone()
             return {"operations": ops, "findings": findings}
 
         rows = in_transaction(conn, work)
-        conn.execute("DROP TABLE IF EXISTS create_tx; DROP TABLE IF EXISTS members")
+        conn.execute(
+            "DROP TABLE IF EXISTS create_tx; DROP TABLE IF EXISTS members; DROP TABLE IF EXISTS g12"
+        )
         md = preview(
             conn,
-            "SELECT entity, target, operation, count(*) AS operations FROM rules.operations "
+            "SELECT entity, target, operation, held_reason, count(*) AS operations "
+            "FROM rules.operations "
             "WHERE tenant = $tenant AND step = 'creates' GROUP BY ALL ORDER BY ALL",
             params,
         )

@@ -3,9 +3,10 @@
 ``sync.plan`` rows are ordered so dependencies come first (employees, customers,
 projects, then members; within a pair: link, set_number, create, update, complete,
 delete, detach). In review mode (G9) every row is kept with ``apply = false``; held
-mass deletions (G7) likewise. Plans, findings and conflicts are kept per run: the apply
-step reads the rows of its own ``run_id``. ``sync.matches`` keeps the run's matched frame
-(its pairs and how they matched) for analysts.
+mass deletions (G7) and mass creates (G12) likewise, with their ``held_reason``. Plans,
+findings and conflicts are kept per run: the apply step reads the rows of its own
+``run_id``. ``sync.matches`` keeps the run's matched frame (its pairs and how they
+matched) for analysts.
 """
 
 import time
@@ -131,7 +132,7 @@ def conflicts_sql() -> str:
             PLAN_KEY,
             deps=_STEPS,
             description="The run's plan: one row per operation with the exact body, ordered "
-            "dependencies first; apply = false in review mode (G9) or when held (G7).",
+            "dependencies first; apply = false in review mode (G9) or when held (G7, G12).",
             group_name=GROUP,
             owners=OWNERS,
             kinds=KINDS,
