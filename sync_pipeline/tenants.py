@@ -86,7 +86,8 @@ class TripletexSettings(_Settings):
 
 
 class TenantConfig(_Settings):
-    """One tenant. ``mode`` is G9 (review = plan only); the optional fields tune P10, E4, G2, G7."""
+    """One tenant. ``mode`` is G9 (review = plan only); the optional fields tune P10, E4, G2, G7
+    (deletions are held only above both the threshold share and the minimum count)."""
 
     key: str
     mode: Literal["active", "review"]
@@ -96,6 +97,7 @@ class TenantConfig(_Settings):
     default_department_id: int | None = Field(default=None, gt=0)
     conflict_policy: Literal["newest_wins", "tripletex_wins", "svenn_wins"] = "newest_wins"
     mass_delete_threshold: float = Field(default=0.2, gt=0, le=1)
+    mass_delete_min_count: int = Field(default=5, ge=1)
     employee_user_type: Literal["NO_ACCESS", "STANDARD", "EXTENDED"] = "NO_ACCESS"
 
     def tripletex_client(self, **overrides: Any) -> TripletexClient:

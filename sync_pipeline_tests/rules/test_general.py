@@ -305,6 +305,7 @@ def test_G6_nothing_changed_means_an_empty_plan(rules):
 
 def test_G7_mass_deletion_is_held_with_an_error_until_confirmed(rules):
     rules.config["mass_delete_threshold"] = 0.2
+    rules.config["mass_delete_min_count"] = 3
     rules.complete_extracts()
     for i in range(1, 6):
         rules.svenn.customer(i, number=str(500 + i))
@@ -319,11 +320,58 @@ def test_G7_mass_deletion_is_held_with_an_error_until_confirmed(rules):
         ("detach", False, "mass_delete"),
     }
     assert res.codes() == [("MASS_DELETE_HELD", "customer", None, None)]
-    assert res.findings[0]["details"] == {"deletions": 3, "threshold": 0.2}
+    assert res.findings[0]["details"] == {"deletions": 3, "threshold": 0.2, "min_count": 3}
     rules.approvals.append("confirm_deletes")
     res = rules.run()
     assert {(r["operation"], r["apply"]) for r in res.plan} == {("delete", True), ("detach", True)}
     assert len(res.plan) == 6 and res.findings == []
+
+
+def _company_losing_in_tripletex(rules, projects: int, lost: int) -> None:
+    """``projects`` linked projects of which the first ``lost`` are gone from Tripletex."""
+    rules.complete_extracts()
+    for i in range(1, projects + 1):
+        rules.svenn.project(i, number=str(100 + i))
+        base = {
+            "number": str(100 + i),
+            "name": f"Prosjekt {i}",
+            "start_date": "2026-01-05",
+            "end_date": None,
+            "status": "active",
+            "customer_id": None,
+            "project_manager_id": None,
+        }
+        rules.link("project", i, 70 + i, base)
+        if i > lost:
+            rules.tripletex.project(70 + i, number=str(100 + i), name=f"Prosjekt {i}")
+
+
+def test_G7_small_company_not_held(rules):
+    """One of four projects deleted in Tripletex is 25 % of the links, above the 20 %
+    threshold, but below the minimum count of 5: an everyday deletion, not held."""
+    rules.config.pop("mass_delete_threshold")  # the defaults: 0.2 and 5
+    _company_losing_in_tripletex(rules, projects=4, lost=1)
+    res = rules.run()
+    assert {(r["operation"], r["apply"], r["held_reason"]) for r in res.plan} == {
+        ("complete", True, None),
+        ("detach", True, None),
+    }
+    assert "MASS_DELETE_HELD" not in {f["code"] for f in res.findings}
+
+
+def test_G7_min_count_configurable(rules):
+    """The minimum count is per tenant (``mass_delete_min_count`` in the tenants file)."""
+    rules.config["mass_delete_threshold"] = 0.2
+    _company_losing_in_tripletex(rules, projects=10, lost=4)  # 40 %, but 4 < 5
+    assert all(r["apply"] for r in rules.run().plan)
+    rules.config["mass_delete_min_count"] = 4
+    res = rules.run()
+    assert {(r["operation"], r["apply"], r["held_reason"]) for r in res.plan} == {
+        ("complete", False, "mass_delete"),
+        ("detach", False, "mass_delete"),
+    }
+    assert res.codes() == [("MASS_DELETE_HELD", "project", None, None)]
+    assert res.findings[0]["details"] == {"deletions": 4, "threshold": 0.2, "min_count": 4}
 
 
 def test_G7_incomplete_extract_next_to_many_missing_records_deletes_nothing(rules):
