@@ -39,12 +39,13 @@ def p2_subproject(side: Side) -> Rule:
     return Rule("P2", "PROJECT_IS_SUBPROJECT", side, "project", "parent_id IS NOT NULL", "excluded")
 
 
-def p6_invalid_number() -> Rule:
-    """P6: a Svenn project number may hold digits, letters (æøå too) and '.' only."""
+def p6_invalid_number(side: Side) -> Rule:
+    """P6: a project number may hold digits, letters (æøå too) and '.' only, on either side:
+    such a Svenn project is not sent to Tripletex, such a Tripletex one not created in Svenn."""
     return Rule(
         "P6",
         "PROJECT_INVALID_NUMBER",
-        "svenn",
+        side,
         "project",
         r"number IS NOT NULL AND NOT regexp_full_match(trim(number), '[0-9\p{L}.]+')",
         "excluded",
@@ -121,7 +122,8 @@ def e3_inactive_employee() -> Rule:
 RULES: tuple[Rule, ...] = (
     p2_subproject("svenn"),
     p2_subproject("tripletex"),
-    p6_invalid_number(),
+    p6_invalid_number("svenn"),
+    p6_invalid_number("tripletex"),
     c1_non_numeric("svenn"),
     c1_non_numeric("tripletex"),
     p1_missing_start_date(),
@@ -179,7 +181,10 @@ def g3_duplicate_keys_sql() -> str:
 _FINDINGS_SQL = """
 SELECT tenant, 'eligibility', entity, side,
        CASE WHEN side = 'svenn' THEN id END, CASE WHEN side = 'tripletex' THEN id END,
-       label, excluded, json_object('key', key)
+       label, excluded,
+       CASE WHEN excluded = 'PROJECT_INVALID_NUMBER'  -- P6: which system's number to fix
+            THEN json_object('key', key, 'system', CASE side WHEN 'svenn' THEN 'Svenn' ELSE 'Tripletex' END)
+            ELSE json_object('key', key) END
 FROM rules.eligibility WHERE tenant = $tenant AND excluded IS NOT NULL
 """
 
