@@ -69,3 +69,39 @@ def test_P6_tripletex_invalid_number_not_created_in_svenn(pair):
             "details": {"key": "2026/14", "system": "Tripletex"},
         }
     ]
+
+
+def test_P13_offer_not_created_or_matched(pair):
+    offer = pair.tx_project(name="Tilbud bad", number="T1", isOffer=True)
+    twin = pair.tx_project(name="Tilbud tak", number="T2", isOffer=True)
+    project = pair.tx_project(name="Bad", number="200")
+    pair.sv.create("projects", {"display_id": "T2", "name": "Tak", "start_date": "2026-02-01"})
+    pair.sync()
+    assert sorted(p["display_id"] for p in pair.sv_projects()) == ["200", "T2"]
+    assert [(e["tripletex_id"], e["svenn_id"]) for e in pair.errors("PROJECT_IS_OFFER")] == [
+        (offer["id"], None),
+        (twin["id"], None),
+    ]
+    assert pair.tenant.query(
+        "SELECT count(*) FROM sync.links WHERE entity = 'project' AND tripletex_id IN (?, ?)",
+        offer["id"],
+        twin["id"],
+    ) == [(0,)]  # never matched, not even to the Svenn project with the offer's number
+
+    # A linked project that becomes an offer stops syncing; it is not taken as deleted (P9).
+    linked = pair.tx.get(f"/project/{project['id']}", fields="version")
+    pair.tx.put(f"/project/{project['id']}", {"isOffer": True, "version": linked["version"]})
+    pair.sync()
+    (svenn_200,) = [p for p in pair.sv_projects() if p["display_id"] == "200"]
+    assert svenn_200["status"] == "active"
+    assert pair.tenant.query(
+        "SELECT state FROM sync.links WHERE entity = 'project' AND tripletex_id = ?", project["id"]
+    ) == [("active",)]
+    assert project["id"] in [e["tripletex_id"] for e in pair.errors("PROJECT_IS_OFFER")]
+
+    # An offer converted to a project syncs from then on.
+    current = pair.tx.get(f"/project/{offer['id']}", fields="version")
+    pair.tx.put(f"/project/{offer['id']}", {"isOffer": False, "version": current["version"]})
+    pair.sync()
+    assert sorted(p["display_id"] for p in pair.sv_projects()) == ["200", "T1", "T2"]
+    assert offer["id"] not in [e["tripletex_id"] for e in pair.errors("PROJECT_IS_OFFER")]

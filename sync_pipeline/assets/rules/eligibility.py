@@ -1,4 +1,4 @@
-"""Eligibility (P1, P2, P3, P6, C1, C2, E1, E3, G3 DUPLICATE_KEY): which records may sync.
+"""Eligibility (P1, P2, P3, P6, P13, C1, C2, E1, E3, G3 DUPLICATE_KEY): which records may sync.
 
 Two effects: *excluded* records take no part in matching, merging or creating (P2, P6,
 C1, ambiguous keys); *create-blocked* records may still be matched to and linked with an
@@ -32,6 +32,14 @@ class Rule:
     entity: Entity
     predicate: str  # SQL over the staging row
     effect: str  # 'excluded' | 'create_blocked'
+
+
+def p13_offer() -> Rule:
+    """P13: a Tripletex offer is not a project: never created in Svenn nor matched; a linked
+    project that becomes an offer stops syncing (it is not deleted) until converted back."""
+    return Rule(
+        "P13", "PROJECT_IS_OFFER", "tripletex", "project", "coalesce(is_offer, false)", "excluded"
+    )
 
 
 def p2_subproject(side: Side) -> Rule:
@@ -120,6 +128,7 @@ def e3_inactive_employee() -> Rule:
 
 
 RULES: tuple[Rule, ...] = (
+    p13_offer(),
     p2_subproject("svenn"),
     p2_subproject("tripletex"),
     p6_invalid_number("svenn"),
@@ -192,7 +201,7 @@ FROM rules.eligibility WHERE tenant = $tenant AND excluded IS NOT NULL
 @rule_asset(
     "eligibility",
     STAGING_KEYS,
-    "Per staged record: excluded (P2, P6, C1, DUPLICATE_KEY) or not to be created on the "
+    "Per staged record: excluded (P2, P6, P13, C1, DUPLICATE_KEY) or not to be created on the "
     "other side (P1, P3, C2, E1, E3); findings for the excluded ones.",
 )
 def eligibility(context: AssetExecutionContext):
