@@ -105,3 +105,55 @@ def test_P13_offer_not_created_or_matched(pair):
     pair.sync()
     assert sorted(p["display_id"] for p in pair.sv_projects()) == ["200", "T1", "T2"]
     assert offer["id"] not in [e["tripletex_id"] for e in pair.errors("PROJECT_IS_OFFER")]
+
+
+def _writes_of_next_run(pair: Pair) -> int:
+    before = pair.tenant.writes()
+    pair.sync()
+    return pair.tenant.writes() - before
+
+
+def test_P5_linked_number_cleared_in_tripletex_gets_generated(pair):
+    project = pair.tx_project(name="Bad", number="100")
+    pair.sync()
+    (svenn_project,) = pair.sv_projects()
+    assert svenn_project["display_id"] == "100"
+    current = pair.tx.get(f"/project/{project['id']}", fields="version")
+    pair.tx.put(f"/project/{project['id']}", {"number": "", "version": current["version"]})
+    pair.sync()
+    assert pair.sv.get("projects", svenn_project["id"])["display_id"] == "101"
+    assert pair.tx.get(f"/project/{project['id']}", fields="number")["number"] == "101"
+    assert pair.tenant.query(
+        "SELECT state, base->>'$.number' FROM sync.links WHERE entity = 'project'"
+    ) == [("active", "101")]
+    assert _writes_of_next_run(pair) == 0  # G6: settled
+
+
+def test_E2_email_match_without_numbers(pair):
+    numbers = {e["employeeNumber"] for e in pair.tx.list_all("/employee", fields="employeeNumber")}
+    top = max([int(n) for n in numbers if n and n.isdigit()], default=0)
+    employee = pair.tx.post(
+        "/employee",
+        {
+            "firstName": "Kari",
+            "lastName": "Nordmann",
+            "email": "kari@bad.no",
+            "userType": "NO_ACCESS",
+            "department": {"id": pair.tx.list_all("/department", fields="id")[0]["id"]},
+        },
+    )
+    svenn = pair.sv.create(
+        "employees", {"first_name": "Kari", "last_name": "Nordmann", "email": "KARI@bad.no"}
+    )
+    pair.sync()
+    expected = pair.sv.get("employees", svenn["id"])["employee_number"]
+    assert expected and int(expected) > top  # generated (the token owner may get one too)
+    got = pair.tx.get(f"/employee/{employee['id']}", fields="employeeNumber")
+    assert got["employeeNumber"] == expected
+    assert [e["employee_number"] for e in pair.sv.list_all("employees")].count(expected) == 1
+    assert pair.tenant.query(
+        "SELECT svenn_id, tripletex_id, base->>'$.number' FROM sync.links "
+        "WHERE entity = 'employee' AND state = 'active' AND svenn_id = ?",
+        svenn["id"],
+    ) == [(svenn["id"], employee["id"], expected)]
+    assert _writes_of_next_run(pair) == 0  # G6: settled

@@ -125,11 +125,14 @@ def g2_g3_decide_sql() -> str:
 
 
 def blocks_sql() -> str:
-    """Writes the rules forbid: C3 (never inactivate in Tripletex), E3 (inactive Svenn
+    """Writes the rules forbid: P5/E2 (an empty number: the numbering step generates one for
+    both sides), C3 (never inactivate in Tripletex), E3 (inactive Svenn
     employee), P1/E1 and names (Tripletex requires them), P10 (manager without access),
     P11 (a reference the target side cannot express)."""
     return f"""
     SELECT m.*, CASE
+      WHEN m.write_to IS NOT NULL AND m.field = 'number' AND m.merged IS NULL
+           THEN CASE m.entity WHEN 'project' THEN 'P5' ELSE 'E2' END  -- numbering writes one
       WHEN m.write_to = 'tripletex' AND m.entity = 'customer' AND m.field = 'is_active'
            AND m.merged = 'false' THEN 'C3'
       WHEN m.write_to = 'tripletex' AND m.s_inactive_employee THEN 'E3'
