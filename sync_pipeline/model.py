@@ -179,6 +179,12 @@ _CODES = (
         "P11",
         "Kunden på prosjektet er ikke synkronisert; prosjektet er synkronisert uten kunde.",
     ),
+    Code(
+        "PROJECT_MANAGER_NOT_SYNCED",
+        "warning",
+        "P10",
+        "Prosjektlederen er ikke synkronisert; prosjektet er synkronisert uten prosjektleder.",
+    ),
     Code("CUSTOMER_NON_NUMERIC_ID", "error", "C1", "Kunden har ikke numerisk kunde-ID."),
     Code(
         "CUSTOMER_INACTIVE_SKIPPED",

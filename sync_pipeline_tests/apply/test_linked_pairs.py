@@ -157,3 +157,56 @@ def test_E2_email_match_without_numbers(pair):
         svenn["id"],
     ) == [(svenn["id"], employee["id"], expected)]
     assert _writes_of_next_run(pair) == 0  # G6: settled
+
+
+def _svenn_twin(pair: Pair, entity: str, tripletex_id: int) -> int:
+    ((svenn_id,),) = pair.tenant.query(
+        "SELECT svenn_id FROM sync.links WHERE entity = ? AND tripletex_id = ?",
+        entity,
+        tripletex_id,
+    )
+    return svenn_id
+
+
+def test_P11_deleted_svenn_customer_not_referenced(pair):
+    customer = pair.tx.post("/customer", {"name": "Hansen AS", "email": "post@hansen.no"})
+    pair.sync()
+    pair.sv.delete("customers", _svenn_twin(pair, "customer", customer["id"]))  # C6
+    project = pair.tx_project(name="Bad", number="300", customer={"id": customer["id"]})
+    pair.sync()
+    (created,) = pair.sv_projects()
+    assert (created["display_id"], created["customer_id"]) == ("300", None)
+    assert pair.errors("PROJECT_CUSTOMER_NOT_SYNCED") == [
+        {
+            "entity": "project",
+            "svenn_id": None,
+            "tripletex_id": project["id"],
+            "details": {"tripletex_customer_id": customer["id"]},
+        }
+    ]
+    assert pair.errors("API_REJECTED") == []
+
+
+def test_P10_deleted_svenn_manager_not_referenced(pair):
+    department = pair.tx.list_all("/department", fields="id")[0]["id"]
+    manager = pair.tx.post(
+        "/employee",
+        {
+            "firstName": "Ola",
+            "lastName": "Leder",
+            "email": "ola@bad.no",
+            "employeeNumber": "50",
+            "userType": "EXTENDED",
+            "department": {"id": department},
+        },
+    )
+    pair.sync()
+    pair.sv.delete("employees", _svenn_twin(pair, "employee", manager["id"]))  # E4: detached
+    project = pair.tx_project(name="Tak", number="301", projectManager={"id": manager["id"]})
+    pair.sync()
+    (created,) = pair.sv_projects()
+    assert (created["display_id"], created["project_manager_id"]) == ("301", None)
+    assert [
+        (e["tripletex_id"], e["details"]) for e in pair.errors("PROJECT_MANAGER_NOT_SYNCED")
+    ] == [(project["id"], {"tripletex_project_manager_id": manager["id"]})]
+    assert pair.errors("API_REJECTED") == []
