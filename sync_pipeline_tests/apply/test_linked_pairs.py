@@ -210,3 +210,46 @@ def test_P10_deleted_svenn_manager_not_referenced(pair):
         (e["tripletex_id"], e["details"]) for e in pair.errors("PROJECT_MANAGER_NOT_SYNCED")
     ] == [(project["id"], {"tripletex_project_manager_id": manager["id"]})]
     assert pair.errors("API_REJECTED") == []
+
+
+def test_G3_after_go_live_match_newest_wins(pair):
+    """P4 after go-live: a Svenn project created with the number of an internal Tripletex
+    project links to it, and the user's newer name and dates reach Tripletex (G3 as G2 with
+    no base); isInternal stays."""
+    pair.tx_project(name="Bad", number="100")
+    internal = pair.tx_project(
+        name="Internt", number="900", isInternal=True, startDate="2026-01-05"
+    )
+    pair.sync()  # go-live for projects: 100 is created in Svenn; 900 is internal (P3)
+    assert [p["display_id"] for p in pair.sv_projects()] == ["100"]
+    svenn = pair.sv.create(
+        "projects",
+        {
+            "display_id": "900",
+            "name": "Lager Storgata",
+            "start_date": "2026-03-01",
+            "end_date": "2026-06-30",
+        },
+    )
+    pair.sync()
+    got = pair.tx.get(
+        f"/project/{internal['id']}", fields="name,startDate,endDate,isInternal,number"
+    )
+    assert got == {
+        "name": "Lager Storgata",
+        "startDate": "2026-03-01",
+        "endDate": "2026-06-30",
+        "isInternal": True,
+        "number": "900",
+    }
+    now = pair.sv.get("projects", svenn["id"])
+    assert (now["name"], now["start_date"], now["end_date"]) == (
+        "Lager Storgata",
+        "2026-03-01",
+        "2026-06-30",
+    )
+    assert pair.tenant.query(
+        "SELECT field, winner FROM sync.conflicts WHERE tripletex_id = ? ORDER BY field",
+        internal["id"],
+    ) == [("name", "svenn"), ("start_date", "svenn")]
+    assert _writes_of_next_run(pair) == 0  # G6

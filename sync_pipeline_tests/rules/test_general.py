@@ -182,6 +182,40 @@ def test_G3_first_match_by_key_tripletex_wins_and_empty_fields_fill_from_svenn(r
     }
 
 
+def test_G3_after_go_live_match_merges_field_by_field_newest_wins(rules):
+    """After the entity's first sync (it has links), a new key match is G2 with no base: each
+    differing non-empty field goes to the newer record; empty fields still fill in."""
+    rules.link("customer", 9, 79, {"number": "509", "name": "Gammel", "is_active": True})
+    rules.svenn.customer(9, number="509", name="Gammel")
+    rules.tripletex.customer(79, number="509", name="Gammel")
+    rules.svenn.customer(1, number="500", name="Fjord Bygg", phone="+47 1", modified_at=NEW)
+    rules.tripletex.customer(
+        71,
+        number="500",
+        name="Fjord AS",
+        email="a@fjord.no",
+        phone="+47 2",
+        version=3,
+        modified_at=OLD,
+    )
+    res = rules.run()
+    assert [b for b in res.brief() if b[2] == "update"] == [
+        (
+            "customer",
+            "tripletex",
+            "update",
+            1,
+            71,
+            {"id": 71, "version": 3, "name": "Fjord Bygg", "phoneNumber": "+47 1"},
+        ),
+        ("customer", "svenn", "update", 1, 71, {"email": "a@fjord.no"}),
+    ]
+    assert [(c["field"], c["winner"]) for c in res.conflicts] == [
+        ("name", "svenn"),
+        ("phone", "svenn"),
+    ]
+
+
 def test_G3_match_order_employees_customers_projects_and_references_use_the_new_links(rules):
     rules.svenn.employee(1, number="7", last_name="Li")
     rules.tripletex.employee(41, number="7", last_name="Li", user_type="EXTENDED")

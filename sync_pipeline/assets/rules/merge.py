@@ -70,7 +70,9 @@ def merge_pairs_sql() -> str:
            sr.version AS s_version, tr.version AS t_version,
            sr.modified_at AS s_mod, tr.modified_at AS t_mod, coalesce(tr.label, sr.label) AS label,
            es.create_blocked = 'EMPLOYEE_INACTIVE_SKIPPED' AS s_inactive_employee,
-           et.create_blocked = 'PROJECT_INTERNAL_SKIPPED' AS t_internal
+           et.create_blocked = 'PROJECT_INTERNAL_SKIPPED' AS t_internal,
+           EXISTS (SELECT 1 FROM sync.links x WHERE x.tenant = p.tenant AND x.entity = p.entity)
+             AS after_go_live
     FROM rules.pairs p
     JOIN rules.eligibility es ON es.tenant = p.tenant AND es.entity = p.entity
       AND es.side = 'svenn' AND es.id = p.svenn_id AND es.excluded IS NULL
@@ -86,7 +88,9 @@ def merge_pairs_sql() -> str:
 
 def g2_g3_decide_sql() -> str:
     """G2 per link field (one side changed → copy; both → newest wins, Tripletex without a
-    timestamp, or the tenant's policy); G3 for a new match (non-empty Tripletex wins)."""
+    timestamp, or the tenant's policy); G3 for a new match: on the entity's first sync the
+    non-empty Tripletex value wins, after go-live (e.g. P4) it is G2 with no base — each
+    differing non-empty field goes to the more recently changed record."""
     return f"""
     WITH mp AS ({merge_pairs_sql()}),
     j AS (
@@ -107,7 +111,8 @@ def g2_g3_decide_sql() -> str:
     ),
     w AS (
       SELECT *,
-        CASE WHEN kind = 'linked' AND s_ch AND t_ch AND s_eff IS DISTINCT FROM t THEN
+        CASE WHEN (kind = 'linked' AND s_ch AND t_ch AND s_eff IS DISTINCT FROM t)
+               OR (kind = 'matched' AND after_go_live AND s_eff <> t) THEN
           CASE $policy WHEN 'svenn_wins' THEN 'svenn' WHEN 'tripletex_wins' THEN 'tripletex'
             ELSE CASE WHEN s_mod IS NOT NULL AND t_mod IS NOT NULL AND s_mod > t_mod
                       THEN 'svenn' ELSE 'tripletex' END END
@@ -115,7 +120,8 @@ def g2_g3_decide_sql() -> str:
       FROM d
     )
     SELECT *,
-      CASE WHEN kind = 'matched' THEN coalesce(t, s_eff)
+      CASE WHEN kind = 'matched' AND winner = 'svenn' THEN s_eff
+           WHEN kind = 'matched' THEN coalesce(t, s_eff)
            WHEN s_ch AND NOT t_ch THEN s_eff
            WHEN winner = 'svenn' THEN s_eff
            WHEN t_ch THEN t
