@@ -88,6 +88,7 @@ STAGING_COLUMNS: dict[Entity, dict[str, str]] = {
         "member_ids": "BIGINT[]",  # Svenn member_ids / Tripletex participants' employee ids
         "parent_id": "BIGINT",  # Svenn parent_id / Tripletex mainProject (P2)
         "is_internal": "BOOLEAN",  # Tripletex isInternal (P3/P4); false in Svenn
+        "is_offer": "BOOLEAN",  # Tripletex isOffer (P13, migration 13); false in Svenn
     },
     "customer": {
         "number": "VARCHAR",  # Svenn free text; Tripletex int32 rendered as text
@@ -108,6 +109,9 @@ STAGING_COLUMNS: dict[Entity, dict[str, str]] = {
         "department_id": "BIGINT",  # Tripletex department; NULL in Svenn
     },
 }
+#: Staging columns added by a later migration (name → version): migration 1 leaves them out,
+#: so a shipped migration keeps creating exactly what it always created.
+LATER_STAGING_COLUMNS: dict[str, int] = {"is_offer": 13}
 COMMON_STAGING_COLUMNS: dict[str, str] = {
     "tenant": "VARCHAR NOT NULL",
     "id": "BIGINT NOT NULL",
@@ -150,6 +154,12 @@ _CODES = (
         "info",
         "P3",
         "Interne prosjekter i Tripletex opprettes ikke i Svenn.",
+    ),
+    Code(
+        "PROJECT_IS_OFFER",
+        "info",
+        "P13",
+        "Tilbud i Tripletex er ikke prosjekter og synkroniseres ikke.",
     ),
     Code(
         "PROJECT_INVALID_NUMBER",

@@ -106,7 +106,8 @@ class TripletexSettings(_Settings):
 
 
 class TenantConfig(_Settings):
-    """One tenant. ``mode`` is G9 (review = plan only); the optional fields tune P10, E4, G2, G7, G12."""
+    """One tenant. ``mode`` is G9 (review = plan only); the optional fields tune P10, E4, G2, G7
+    (deletions are held only above both the threshold share and the minimum count) and G12."""
 
     key: str
     mode: Literal["active", "review"]
@@ -117,6 +118,7 @@ class TenantConfig(_Settings):
     default_department_id: int | None = Field(default=None, gt=0, strict=True)
     conflict_policy: Literal["newest_wins", "tripletex_wins", "svenn_wins"] = "newest_wins"
     mass_delete_threshold: float = Field(default=0.2, gt=0, le=1, strict=True)
+    mass_delete_min_count: int = Field(default=5, ge=1, strict=True)
     mass_create_threshold: float = Field(default=0.2, gt=0, le=1, strict=True)
     mass_create_min_records: int = Field(default=5, ge=1, strict=True)
     employee_user_type: Literal["NO_ACCESS", "STANDARD", "EXTENDED"] = "NO_ACCESS"

@@ -17,7 +17,7 @@ from sync_pipeline.assets.extract.snapshot import (
     record_failed_extract,
     write_snapshot,
 )
-from sync_pipeline.assets.extract.tables import RAW_COLUMNS, raw_meta
+from sync_pipeline.assets.extract.tables import LATER_RAW_COLUMNS, RAW_COLUMNS, raw_meta
 from sync_pipeline.model import ENTITIES, PLURAL, SIDES
 from sync_pipeline.resources.storage import migrate
 
@@ -59,7 +59,9 @@ def test_raw_tables_of_migration_2_match_the_extracted_columns(conn):
                     [table],
                 ).fetchall()
             ]
-            assert got == [*raw_meta(side), *RAW_COLUMNS[(side, entity)], "raw_json"], table
+            later = LATER_RAW_COLUMNS.get((side, entity), {})
+            first = [c for c in RAW_COLUMNS[(side, entity)] if c not in later]
+            assert got == [*raw_meta(side), *first, "raw_json", *later], table
 
 
 def test_P2_P3_P7_P12_tripletex_projects_normalised(conn):
@@ -380,3 +382,19 @@ def test_mode_is_incremental_only_on_a_trustworthy_recent_snapshot():
         "full",
         "last full extract is older than 24 h",
     )
+
+
+def test_P13_tripletex_is_offer_staged_and_false_in_svenn(conn):
+    load(
+        conn,
+        "tripletex",
+        "project",
+        [
+            {"id": 7, "version": 1, "number": "T1", "name": "Tilbud", "isOffer": True},
+            {"id": 8, "version": 1, "number": "2", "name": "Bad"},
+        ],
+    )
+    rows = conn.execute(
+        "SELECT id, is_offer FROM staging.tripletex_projects WHERE tenant = 'acme' ORDER BY id"
+    ).fetchall()
+    assert rows == [(7, True), (8, False)]

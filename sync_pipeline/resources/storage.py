@@ -22,6 +22,7 @@ from dagster_duckdb import DuckDBResource
 from sync_pipeline.model import (
     COMMON_STAGING_COLUMNS,
     ENTITIES,
+    LATER_STAGING_COLUMNS,
     SIDES,
     STAGING_COLUMNS,
     staging_table,
@@ -40,7 +41,11 @@ def _staging_ddl() -> str:
     statements = []
     for side in SIDES:
         for entity in ENTITIES:
-            cols = {**COMMON_STAGING_COLUMNS, **STAGING_COLUMNS[entity]}
+            cols = {
+                name: kind
+                for name, kind in {**COMMON_STAGING_COLUMNS, **STAGING_COLUMNS[entity]}.items()
+                if name not in LATER_STAGING_COLUMNS
+            }
             body = ",\n  ".join(f"{name} {kind}" for name, kind in cols.items())
             statements.append(
                 f"CREATE TABLE IF NOT EXISTS {staging_table(side, entity)} (\n  {body}\n);"
@@ -351,6 +356,18 @@ CREATE TABLE IF NOT EXISTS sync.matches (
   kind VARCHAR NOT NULL,                          -- 'linked' | 'matched' | 'matched_deleted'
   origin VARCHAR, matched_at TIMESTAMPTZ NOT NULL
 );
+""",
+    ),
+    (
+        13,
+        "P13: Tripletex offers are read, so they are recognised instead of looking deleted",
+        """
+-- isOffer of each Tripletex project (P13): offers are not projects; reading the flag (not
+-- filtering offers out of the listing) keeps a linked project that becomes an offer from
+-- looking deleted (P9), and lets an offer converted to a project sync from then on.
+ALTER TABLE raw.tripletex_projects ADD COLUMN IF NOT EXISTS isOffer BOOLEAN;
+ALTER TABLE staging.tripletex_projects ADD COLUMN IF NOT EXISTS is_offer BOOLEAN;
+ALTER TABLE staging.svenn_projects ADD COLUMN IF NOT EXISTS is_offer BOOLEAN;
 """,
     ),
 ]

@@ -34,9 +34,9 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 #: Project fields the sync reads. ``changes`` gives the last-modified timestamp (G2),
 #: ``participants`` the Tripletex → Svenn access list (P12), ``isInternal`` P3/P4,
-#: ``mainProject`` the sub-project test (P2).
+#: ``isOffer`` P13, ``mainProject`` the sub-project test (P2).
 PROJECT_FIELDS = (
-    "id,version,number,name,startDate,endDate,isClosed,isInternal,mainProject(id),"
+    "id,version,number,name,startDate,endDate,isClosed,isInternal,isOffer,mainProject(id),"
     "customer(id),projectManager(id),participants(id,employee(id)),changes"
 )
 #: Customer fields the sync reads; ``isInactive`` drives C2/C3/C7, ``invoiceEmail`` C5.

@@ -51,10 +51,15 @@ class WorldTenant:
 
     @classmethod
     def create(
-        cls, tripletex_sandbox, svenn_sandbox, root: Path, world_seed: int, **settings: Any
+        cls, tripletex_sandbox, svenn_sandbox, root: Path, world_seed: int | None, **settings: Any
     ) -> WorldTenant:
-        """``settings``: extra tenant settings (e.g. ``default_project_manager_employee_number``)."""
-        options = {"seed": "world", "world_seed": world_seed, "scale": "demo"}
+        """``settings``: extra tenant settings (e.g. ``default_project_manager_employee_number``);
+        ``world_seed`` None: two empty companies (Tripletex with its token owner only)."""
+        options: dict[str, Any] = (
+            {"seed": "world", "world_seed": world_seed, "scale": "demo"}
+            if world_seed is not None
+            else {"seed": "empty"}
+        )
         tenant = cls(
             tripletex_sandbox,
             svenn_sandbox,

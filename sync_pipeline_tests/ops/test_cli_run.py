@@ -222,6 +222,7 @@ def test_G7_confirm_deletes_lets_the_next_run_carry_out_the_held_deletions(
         tripletex_url=tripletex_sandbox.base_url,
         tripletex_key=tripletex_sandbox.new_company(seed="demo"),
         mass_delete_threshold=0.01,
+        mass_delete_min_count=3,
     )
     first = workspace.cli("run", "--tenant", "acme", "--full")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]

@@ -42,6 +42,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "member_ids": [],
         "parent_id": None,
         "is_internal": False,
+        "is_offer": False,
     },
     "customer": {
         "number": None,

@@ -182,6 +182,40 @@ def test_G3_first_match_by_key_tripletex_wins_and_empty_fields_fill_from_svenn(r
     }
 
 
+def test_G3_after_go_live_match_merges_field_by_field_newest_wins(rules):
+    """After the entity's first sync (it has links), a new key match is G2 with no base: each
+    differing non-empty field goes to the newer record; empty fields still fill in."""
+    rules.link("customer", 9, 79, {"number": "509", "name": "Gammel", "is_active": True})
+    rules.svenn.customer(9, number="509", name="Gammel")
+    rules.tripletex.customer(79, number="509", name="Gammel")
+    rules.svenn.customer(1, number="500", name="Fjord Bygg", phone="+47 1", modified_at=NEW)
+    rules.tripletex.customer(
+        71,
+        number="500",
+        name="Fjord AS",
+        email="a@fjord.no",
+        phone="+47 2",
+        version=3,
+        modified_at=OLD,
+    )
+    res = rules.run()
+    assert [b for b in res.brief() if b[2] == "update"] == [
+        (
+            "customer",
+            "tripletex",
+            "update",
+            1,
+            71,
+            {"id": 71, "version": 3, "name": "Fjord Bygg", "phoneNumber": "+47 1"},
+        ),
+        ("customer", "svenn", "update", 1, 71, {"email": "a@fjord.no"}),
+    ]
+    assert [(c["field"], c["winner"]) for c in res.conflicts] == [
+        ("name", "svenn"),
+        ("phone", "svenn"),
+    ]
+
+
 def test_G3_match_order_employees_customers_projects_and_references_use_the_new_links(rules):
     rules.svenn.employee(1, number="7", last_name="Li")
     rules.tripletex.employee(41, number="7", last_name="Li", user_type="EXTENDED")
@@ -305,6 +339,7 @@ def test_G6_nothing_changed_means_an_empty_plan(rules):
 
 def test_G7_mass_deletion_is_held_with_an_error_until_confirmed(rules):
     rules.config["mass_delete_threshold"] = 0.2
+    rules.config["mass_delete_min_count"] = 3
     rules.complete_extracts()
     for i in range(1, 6):
         rules.svenn.customer(i, number=str(500 + i))
@@ -318,11 +353,58 @@ def test_G7_mass_deletion_is_held_with_an_error_until_confirmed(rules):
         ("delete", False, "mass_delete"),
     }
     assert res.codes() == [("MASS_DELETE_HELD", "customer", None, None)]
-    assert res.findings[0]["details"] == {"deletions": 3, "threshold": 0.2}
+    assert res.findings[0]["details"] == {"deletions": 3, "threshold": 0.2, "min_count": 3}
     rules.approvals.append("confirm_deletes")
     res = rules.run()
     assert {(r["operation"], r["apply"]) for r in res.plan} == {("delete", True)}
     assert len(res.plan) == 3 and res.findings == []
+
+
+def _company_losing_in_tripletex(rules, projects: int, lost: int) -> None:
+    """``projects`` linked projects of which the first ``lost`` are gone from Tripletex."""
+    rules.complete_extracts()
+    for i in range(1, projects + 1):
+        rules.svenn.project(i, number=str(100 + i))
+        base = {
+            "number": str(100 + i),
+            "name": f"Prosjekt {i}",
+            "start_date": "2026-01-05",
+            "end_date": None,
+            "status": "active",
+            "customer_id": None,
+            "project_manager_id": None,
+        }
+        rules.link("project", i, 70 + i, base)
+        if i > lost:
+            rules.tripletex.project(70 + i, number=str(100 + i), name=f"Prosjekt {i}")
+
+
+def test_G7_small_company_not_held(rules):
+    """One of four projects deleted in Tripletex is 25 % of the links, above the 20 %
+    threshold, but below the minimum count of 5: an everyday deletion, not held."""
+    rules.config.pop("mass_delete_threshold")  # the defaults: 0.2 and 5
+    _company_losing_in_tripletex(rules, projects=4, lost=1)
+    res = rules.run()
+    assert {(r["operation"], r["apply"], r["held_reason"]) for r in res.plan} == {
+        ("complete", True, None),
+        ("detach", True, None),
+    }
+    assert "MASS_DELETE_HELD" not in {f["code"] for f in res.findings}
+
+
+def test_G7_min_count_configurable(rules):
+    """The minimum count is per tenant (``mass_delete_min_count`` in the tenants file)."""
+    rules.config["mass_delete_threshold"] = 0.2
+    _company_losing_in_tripletex(rules, projects=10, lost=4)  # 40 %, but 4 < 5
+    assert all(r["apply"] for r in rules.run().plan)
+    rules.config["mass_delete_min_count"] = 4
+    res = rules.run()
+    assert {(r["operation"], r["apply"], r["held_reason"]) for r in res.plan} == {
+        ("complete", False, "mass_delete"),
+        ("detach", False, "mass_delete"),
+    }
+    assert res.codes() == [("MASS_DELETE_HELD", "project", None, None)]
+    assert res.findings[0]["details"] == {"deletions": 4, "threshold": 0.2, "min_count": 4}
 
 
 def test_G7_incomplete_extract_next_to_many_missing_records_deletes_nothing(rules):

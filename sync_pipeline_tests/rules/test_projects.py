@@ -153,6 +153,31 @@ def test_P6_svenn_number_with_other_characters_is_not_synced_but_letters_and_dot
     assert res.codes() == [("PROJECT_INVALID_NUMBER", "project", 1, None)]
 
 
+def test_P6_tripletex_number_with_other_characters_is_not_created_in_svenn(rules):
+    rules.tripletex.project(91, number="2026/14")
+    rules.tripletex.project(92, number="Bø.12a")
+    res = rules.run()
+    assert [(r["operation"], r["tripletex_id"], r["payload"]["display_id"]) for r in res.plan] == [
+        ("create", 92, "Bø.12a")
+    ]
+    (finding,) = res.findings
+    assert (finding["code"], finding["tripletex_id"], finding["details"]) == (
+        "PROJECT_INVALID_NUMBER",
+        91,
+        {"key": "2026/14", "system": "Tripletex"},
+    )
+
+
+def test_P13_tripletex_offers_are_neither_created_nor_matched(rules):
+    rules.svenn.project(1, number="T2", name="Tak")
+    rules.tripletex.project(91, number="T1", is_offer=True)
+    rules.tripletex.project(92, number="T2", name="Tak", is_offer=True)
+    res = rules.run()
+    assert [r for r in res.plan if r["tripletex_id"] in (91, 92)] == []
+    assert ("PROJECT_IS_OFFER", "project", None, 91) in res.codes()
+    assert ("PROJECT_IS_OFFER", "project", None, 92) in res.codes()
+
+
 def test_P7_svenn_completed_closes_tripletex_and_tripletex_reopen_reopens_svenn(rules):
     _linked_project(rules, svenn={"status": "completed"})
     res = rules.run()

@@ -347,3 +347,29 @@ def test_bad_boolean_and_paging_parameters_are_422(api):
 def test_unknown_path_under_v2_has_tripletex_404_body(api):
     resp = api.get("/nothing/here")
     assert resp.status_code == 404 and resp.json()["code"] == 6000
+
+
+def test_tripletex_session_expiration_with_time_part(api):
+    """The schema types expirationDate as a plain string, and clients that run against the
+    real test environment send a timestamp: its date part is the expiry."""
+    expires = OSLO_TODAY + dt.timedelta(days=3)
+    resp = requests.put(
+        f"{api.base}/token/session/:create",
+        params={
+            "consumerToken": "c",
+            "employeeToken": api.employee_token,
+            "expirationDate": f"{expires.isoformat()}T23:59:59.000Z",
+        },
+        timeout=30,
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["value"]["expirationDate"] == expires.isoformat()
+    token = resp.json()["value"]["token"]
+    who = requests.get(f"{api.base}/token/session/>whoAmI", auth=("0", token), timeout=30)
+    assert who.status_code == 200, who.text
+    bad = requests.put(
+        f"{api.base}/token/session/:create",
+        params={"consumerToken": "c", "employeeToken": api.employee_token, "expirationDate": "x"},
+        timeout=30,
+    )
+    assert bad.status_code == 422

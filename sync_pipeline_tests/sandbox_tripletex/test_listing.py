@@ -303,3 +303,18 @@ def test_customer_addresses_are_updated_inline(api):
         "Gate 1",
         "Voss",
     )
+
+
+def test_P13_is_offer_defaults_to_false_and_filters_the_listing(api):
+    """isOffer: "If is Project Offer set to true, if is Project set to false. The default
+    value is false." — and GET /project's ``isOffer`` filter is an equals (list-filters)."""
+    project = api.project(number="P1")
+    offer = api.project(number="O1", isOffer=True)
+    got = api.get(f"/project/{project['id']}", fields="isOffer").json()["value"]
+    assert got == {"isOffer": False}
+    assert ids(api.get("/project", isOffer="false")) == [project["id"]]
+    assert ids(api.get("/project", isOffer="true")) == [offer["id"]]
+    assert ids(api.get("/project")) == [project["id"], offer["id"]]
+    converted = api.put(f"/project/{offer['id']}", {"isOffer": False})
+    assert converted.status_code == 200 and converted.json()["value"]["isOffer"] is False
+    assert ids(api.get("/project", isOffer="true")) == []

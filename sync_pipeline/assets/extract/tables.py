@@ -97,6 +97,11 @@ RAW_COLUMNS[("tripletex", "project")] = {
     ),
     **_TRIPLETEX_CHANGES,
 }
+#: Raw columns a later migration appended (after ``raw_json``), per (side, entity).
+LATER_RAW_COLUMNS: dict[tuple[Side, Entity], dict[str, tuple[str, str]]] = {
+    ("tripletex", "project"): {"isOffer": _col("isOffer", "BOOLEAN")},  # P13, migration 13
+}
+RAW_COLUMNS[("tripletex", "project")].update(LATER_RAW_COLUMNS[("tripletex", "project")])
 RAW_COLUMNS[("tripletex", "customer")] = {
     **_TRIPLETEX_COMMON,
     "customerNumber": _col("customerNumber", "BIGINT"),
@@ -207,6 +212,7 @@ STAGING_EXPRESSIONS: dict[tuple[Side, Entity], dict[str, str]] = {
         "member_ids": "list_sort(list_distinct(coalesce(member_ids, [])))",
         "parent_id": "parent_id",
         "is_internal": "false",
+        "is_offer": "false",
         "modified_at": "TRY_CAST(updated_at AS TIMESTAMPTZ)",
         "deleted": "deleted_at IS NOT NULL",
         "label": _label(_key("display_id"), _blank("name")),
@@ -249,6 +255,7 @@ STAGING_EXPRESSIONS: dict[tuple[Side, Entity], dict[str, str]] = {
         ),
         "parent_id": _ref('"mainProject_id"'),
         "is_internal": 'coalesce("isInternal", false)',
+        "is_offer": 'coalesce("isOffer", false)',
         "modified_at": _TRIPLETEX_MODIFIED,
         "deleted": "false",
         "label": _label(_key("number"), _blank("name")),

@@ -3,8 +3,9 @@
 Listings (each paged by ``from``/``count``, sorted by id, until a short page, asking only
 for the fields the sync uses): ``/employee``; ``/customer`` twice, ``isInactive=false`` and
 ``isInactive=true`` (the API hides inactive customers by default, and a forgotten one would
-look deleted); ``/project`` with participants' employee ids, ``isInternal`` and
-``mainProject`` in the same listing, so no per-project calls. With the employees, when not
+look deleted); ``/project`` with participants' employee ids, ``isInternal``, ``isOffer``
+(P13: offers are listed and recognised, not filtered out, or a project that becomes an
+offer would look deleted) and ``mainProject`` in the same listing, so no per-project calls. With the employees, when not
 known yet and on every full extract: ``>whoAmI`` and ``/employee?assignableProjectManagers=true``
 (ids only) into ``staging.tripletex_project_managers`` — who may manage projects (P10).
 

@@ -164,14 +164,31 @@ def mapped_values_sql(side: Side, entity: Entity) -> str:
       AND p.svenn_id = TRY_CAST(v.value AS BIGINT)"""
 
 
+def _svenn_deleted_sql(svenn_id: str, ref_entity: str) -> str:
+    """The referenced Svenn record is a tombstone (deleted in Svenn: its link is detached in
+    this run, or it was paired with a Tripletex record only to be detached, P8/C6/E4)."""
+    tombstones = " UNION ALL ".join(
+        f"SELECT '{e}' AS entity, id FROM {staging_table('svenn', e)} "
+        f"WHERE tenant = $tenant AND deleted"
+        for e in ("customer", "employee")
+    )
+    return (
+        f"EXISTS (SELECT 1 FROM ({tombstones}) d WHERE d.entity = {ref_entity} "
+        f"AND d.id = {svenn_id})"
+    )
+
+
 def svenn_ref_json_sql(value: str, ref_entity: str, pair: str) -> str:
     """A canonical reference as Svenn wants it: the linked Svenn id, or a ``$ref`` to the
-    Tripletex record this plan creates in Svenn; NULL when it cannot be expressed.
+    Tripletex record this plan creates in Svenn; NULL when it cannot be expressed — also when
+    the Svenn record is deleted (Svenn refuses a reference to it; P10, P11).
     ``pair`` is a ``rules.pairs`` row joined on the value's Tripletex id."""
     return (
         f"CASE WHEN {value} IS NULL THEN to_json(NULL::BIGINT) "
         f"WHEN starts_with({value}, '{PENDING_SVENN}') "
         f"THEN to_json(CAST(substr({value}, {len(PENDING_SVENN) + 1}) AS BIGINT)) "
+        f"WHEN {pair}.svenn_id IS NOT NULL AND {_svenn_deleted_sql(f'{pair}.svenn_id', ref_entity)} "
+        f"THEN NULL "
         f"WHEN {pair}.svenn_id IS NOT NULL THEN to_json({pair}.svenn_id) "
         f"WHEN {pair}.kind = 'create_in_svenn' THEN json_object('$ref', json_object("
         f"'entity', {ref_entity}, 'tripletex_id', {pair}.tripletex_id)) END"

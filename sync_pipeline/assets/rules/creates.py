@@ -141,8 +141,9 @@ def to_tripletex_operations_sql() -> str:
     """
 
 
-def to_svenn_operations_sql() -> str:
-    """G4 Tripletex → Svenn; references through links or ``$ref``; members per P12."""
+def to_svenn_values_sql() -> str:
+    """The values of each Tripletex → Svenn create: references through links or ``$ref``;
+    one Svenn cannot take (not synced, or deleted in Svenn) is left out (P10, P11)."""
     return f"""
     WITH v AS (
       SELECT v.*, {ref_entity_sql("v.entity", "v.field")} AS ref_entity FROM ({_source_values("tripletex")}) v
@@ -152,11 +153,15 @@ def to_svenn_operations_sql() -> str:
                        ELSE {svenn_ref_json_sql("v.value", "v.ref_entity", "q")} END AS ref_json
       FROM v LEFT JOIN rules.pairs q ON q.tenant = $tenant AND q.entity = v.ref_entity
         AND q.tripletex_id = TRY_CAST(v.value AS BIGINT)
-    ),
-    k AS (
-      SELECT *, CASE WHEN ref_entity IS NOT NULL AND ref_json IS NULL THEN NULL ELSE value END AS sent
-      FROM j
     )
+    SELECT *, CASE WHEN ref_entity IS NOT NULL AND ref_json IS NULL THEN NULL ELSE value END AS sent
+    FROM j
+    """
+
+
+def to_svenn_operations_sql() -> str:
+    """G4 Tripletex → Svenn; references through links or ``$ref``; members per P12."""
+    return f"""
     SELECT $tenant, 'creates', k.entity, 'svenn', 'create', NULL, k.tripletex_id,
            any_value(sent) FILTER (WHERE field = 'number'), any_value(k.label),
            json_merge_patch(
@@ -166,7 +171,7 @@ def to_svenn_operations_sql() -> str:
            list(field ORDER BY field) FILTER (WHERE sent IS NOT NULL),
            CASE WHEN k.entity = 'project' THEN ['G4', 'P12'] ELSE ['G4'] END,
            'new in Tripletex', NULL, json_group_object(field, {base_json_sql(value="sent")}), NULL
-    FROM k LEFT JOIN members m ON k.entity = 'project' AND m.tripletex_id = k.tripletex_id
+    FROM create_sv k LEFT JOIN members m ON k.entity = 'project' AND m.tripletex_id = k.tripletex_id
     GROUP BY k.entity, k.tripletex_id
     """
 
@@ -197,7 +202,8 @@ def p5_e2_set_number_operations_sql() -> str:
 
 
 def create_findings_sql() -> str:
-    """P10 defaulted manager, P11 customer left out, C5 no invoice e-mail (warnings)."""
+    """P10 defaulted manager, P11 customer left out, C5 no invoice e-mail (warnings); a
+    Tripletex project created in Svenn without its customer or manager (P11, P10)."""
     return """
     SELECT $tenant, 'creates', entity, 'svenn', svenn_id, NULL, label, 'PROJECT_MANAGER_DEFAULTED',
            json_object('project_manager', value, 'default', sent)
@@ -209,32 +215,20 @@ def create_findings_sql() -> str:
     SELECT $tenant, 'creates', entity, 'svenn', svenn_id, NULL, label, 'CUSTOMER_MISSING_INVOICE_EMAIL', NULL
     FROM create_tx WHERE entity = 'customer' AND field = 'email' AND value IS NULL
     UNION ALL
-    """ + g10_unsynced_references_to_svenn_sql()
-
-
-def g10_unsynced_references_to_svenn_sql() -> str:
-    """G10 (P10, P11): a Tripletex project created in Svenn without its customer or manager,
-    because that record is not synced to Svenn, warns — with the same code the merge logs
-    for the link on later runs."""
-    return f"""
-    SELECT $tenant, 'creates', v.entity, 'tripletex', NULL, v.tripletex_id, v.label,
-           CASE v.field WHEN 'customer_id' THEN 'PROJECT_CUSTOMER_NOT_SYNCED'
+    SELECT $tenant, 'creates', entity, 'tripletex', NULL, tripletex_id, label,
+           CASE field WHEN 'customer_id' THEN 'PROJECT_CUSTOMER_NOT_SYNCED'
                 ELSE 'PROJECT_MANAGER_NOT_SYNCED' END,
-           json_object('rule_id', CASE v.field WHEN 'customer_id' THEN 'P11' ELSE 'P10' END,
-                       'fields', [v.field])
-    FROM ({_source_values("tripletex")}) v
-    LEFT JOIN rules.pairs q ON q.tenant = $tenant
-      AND q.entity = CASE v.field WHEN 'customer_id' THEN 'customer' ELSE 'employee' END
-      AND q.tripletex_id = TRY_CAST(v.value AS BIGINT)
-    WHERE v.entity = 'project' AND v.field IN ('customer_id', 'project_manager_id')
-      AND v.value IS NOT NULL AND q.svenn_id IS NULL
-      AND q.kind IS DISTINCT FROM 'create_in_svenn'
+           json_object('rule_id', CASE field WHEN 'customer_id' THEN 'P11' ELSE 'P10' END,
+                       'fields', [field], 'tripletex_' || field, TRY_CAST(value AS BIGINT))
+    FROM create_sv WHERE entity = 'project' AND ref_entity IS NOT NULL
+      AND value IS NOT NULL AND sent IS NULL
     """
 
 
 def p12_members_sql() -> str:
     """P12: a Tripletex project's participants as Svenn member ids (linked, or ``$ref`` to an
-    employee this plan creates in Svenn); unsynced participants have no access."""
+    employee this plan creates in Svenn); unsynced participants, and those deleted in Svenn
+    (Svenn refuses them), have no access."""
     return """
     SELECT pr.id AS tripletex_id,
            list(CASE WHEN q.svenn_id IS NOT NULL THEN to_json(q.svenn_id)
@@ -245,7 +239,9 @@ def p12_members_sql() -> str:
     FROM staging.tripletex_projects pr, unnest(pr.member_ids) AS u(employee_id)
     JOIN rules.pairs q ON q.tenant = $tenant AND q.entity = 'employee'
       AND q.tripletex_id = u.employee_id AND (q.svenn_id IS NOT NULL OR q.kind = 'create_in_svenn')
-    WHERE pr.tenant = $tenant
+    WHERE pr.tenant = $tenant AND NOT EXISTS (
+      SELECT 1 FROM staging.svenn_employees d
+      WHERE d.tenant = $tenant AND d.deleted AND d.id = q.svenn_id)
     GROUP BY pr.id
     """
 
@@ -326,6 +322,7 @@ def creates(context: AssetExecutionContext):
         }
         for name, sql in (
             ("create_tx", p10_p11_to_tripletex_sql()),
+            ("create_sv", to_svenn_values_sql()),
             ("members", p12_members_sql()),
         ):
             conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", bind(sql, params))
@@ -355,7 +352,8 @@ def creates(context: AssetExecutionContext):
 
         rows = in_transaction(conn, work)
         conn.execute(
-            "DROP TABLE IF EXISTS create_tx; DROP TABLE IF EXISTS members; DROP TABLE IF EXISTS g12"
+            "DROP TABLE IF EXISTS create_tx; DROP TABLE IF EXISTS create_sv; "
+            "DROP TABLE IF EXISTS members; DROP TABLE IF EXISTS g12"
         )
         md = preview(
             conn,

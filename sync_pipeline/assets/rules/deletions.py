@@ -87,7 +87,8 @@ def gone_links_sql() -> str:
 
 
 def g7_guard_sql() -> str:
-    """G7: an entity whose deletions exceed the threshold share of its active links is held,
+    """G7: an entity whose deletions exceed the threshold share of its active links and reach
+    the minimum count is held (a small company deleting one of four projects is not),
     unless an operator's 'confirm_deletes' approval is waiting to be used."""
     return f"""
     WITH gone AS ({gone_links_sql()}),
@@ -102,7 +103,8 @@ def g7_guard_sql() -> str:
       WHERE tenant = $tenant AND action = 'confirm_deletes' AND consumed_by_run IS NULL
     )
     SELECT $tenant, g.entity, g.svenn_id, g.tripletex_id, g.deleted_on, g.rule_id,
-           s.deletions > $threshold * s.links AND NOT (SELECT ok FROM confirmed) AS held
+           s.deletions > $threshold * s.links AND s.deletions >= $min_count
+             AND NOT (SELECT ok FROM confirmed) AS held
     FROM gone g JOIN share s USING (entity)
     """
 
@@ -182,7 +184,7 @@ def g13_detached_links_sql() -> str:
 def g7_findings_sql() -> str:
     return """
     SELECT $tenant, 'deletions', entity, NULL, NULL, NULL, NULL, 'MASS_DELETE_HELD',
-           json_object('deletions', count(*), 'threshold', $threshold)
+           json_object('deletions', count(*), 'threshold', $threshold, 'min_count', $min_count)
     FROM rules.deletions WHERE tenant = $tenant AND held GROUP BY entity
     """
 
@@ -199,7 +201,11 @@ def deletions(context: AssetExecutionContext):
     started = time.perf_counter()
     tenant = context.partition_key
     config = context.resources.tenants.get(tenant)
-    params = {"tenant": tenant, "threshold": config.mass_delete_threshold}
+    params = {
+        "tenant": tenant,
+        "threshold": config.mass_delete_threshold,
+        "min_count": config.mass_delete_min_count,
+    }
     with context.resources.duckdb.get_connection() as conn:
 
         def work() -> dict[str, int]:

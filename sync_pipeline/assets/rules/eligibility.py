@@ -1,4 +1,4 @@
-"""Eligibility (P1, P2, P3, P6, C1, C2, E1, E3, G3 DUPLICATE_KEY): which records may sync.
+"""Eligibility (P1, P2, P3, P6, P13, C1, C2, E1, E3, G3 DUPLICATE_KEY): which records may sync.
 
 Two effects: *excluded* records take no part in matching, merging or creating (P2, P6,
 C1, ambiguous keys); *create-blocked* records may still be matched to and linked with an
@@ -36,17 +36,26 @@ class Rule:
     effect: str  # 'excluded' | 'create_blocked'
 
 
+def p13_offer() -> Rule:
+    """P13: a Tripletex offer is not a project: never created in Svenn nor matched; a linked
+    project that becomes an offer stops syncing (it is not deleted) until converted back."""
+    return Rule(
+        "P13", "PROJECT_IS_OFFER", "tripletex", "project", "coalesce(is_offer, false)", "excluded"
+    )
+
+
 def p2_subproject(side: Side) -> Rule:
     """P2: sub-projects are not synced in either direction (they may reuse the parent's number)."""
     return Rule("P2", "PROJECT_IS_SUBPROJECT", side, "project", "parent_id IS NOT NULL", "excluded")
 
 
-def p6_invalid_number() -> Rule:
-    """P6: a Svenn project number may hold digits, letters (æøå too) and '.' only."""
+def p6_invalid_number(side: Side) -> Rule:
+    """P6: a project number may hold digits, letters (æøå too) and '.' only, on either side:
+    such a Svenn project is not sent to Tripletex, such a Tripletex one not created in Svenn."""
     return Rule(
         "P6",
         "PROJECT_INVALID_NUMBER",
-        "svenn",
+        side,
         "project",
         r"number IS NOT NULL AND NOT regexp_full_match(trim(number), '[0-9\p{L}.]+')",
         "excluded",
@@ -121,9 +130,11 @@ def e3_inactive_employee() -> Rule:
 
 
 RULES: tuple[Rule, ...] = (
+    p13_offer(),
     p2_subproject("svenn"),
     p2_subproject("tripletex"),
-    p6_invalid_number(),
+    p6_invalid_number("svenn"),
+    p6_invalid_number("tripletex"),
     c1_non_numeric("svenn"),
     c1_non_numeric("tripletex"),
     p1_missing_start_date(),
@@ -201,7 +212,10 @@ def eligibility_checks_sql() -> str:
 _FINDINGS_SQL = """
 SELECT tenant, 'eligibility', entity, side,
        CASE WHEN side = 'svenn' THEN id END, CASE WHEN side = 'tripletex' THEN id END,
-       label, excluded, json_object('key', key)
+       label, excluded,
+       CASE WHEN excluded = 'PROJECT_INVALID_NUMBER'  -- P6: which system's number to fix
+            THEN json_object('key', key, 'system', CASE side WHEN 'svenn' THEN 'Svenn' ELSE 'Tripletex' END)
+            ELSE json_object('key', key) END
 FROM rules.eligibility WHERE tenant = $tenant AND excluded IS NOT NULL
 """
 
@@ -209,7 +223,7 @@ FROM rules.eligibility WHERE tenant = $tenant AND excluded IS NOT NULL
 @rule_asset(
     "eligibility",
     STAGING_KEYS,
-    "Per staged record: excluded (P2, P6, C1, DUPLICATE_KEY) or not to be created on the "
+    "Per staged record: excluded (P2, P6, P13, C1, DUPLICATE_KEY) or not to be created on the "
     "other side (P1, P3, C2, E1, E3); findings for the excluded ones; every failing check "
     "of the run in sync.eligibility_checks.",
 )

@@ -70,7 +70,9 @@ def merge_pairs_sql() -> str:
            sr.version AS s_version, tr.version AS t_version,
            sr.modified_at AS s_mod, tr.modified_at AS t_mod, coalesce(tr.label, sr.label) AS label,
            es.create_blocked = 'EMPLOYEE_INACTIVE_SKIPPED' AS s_inactive_employee,
-           et.create_blocked = 'PROJECT_INTERNAL_SKIPPED' AS t_internal
+           et.create_blocked = 'PROJECT_INTERNAL_SKIPPED' AS t_internal,
+           EXISTS (SELECT 1 FROM sync.links x WHERE x.tenant = p.tenant AND x.entity = p.entity)
+             AS after_go_live
     FROM rules.pairs p
     JOIN rules.eligibility es ON es.tenant = p.tenant AND es.entity = p.entity
       AND es.side = 'svenn' AND es.id = p.svenn_id AND es.excluded IS NULL
@@ -103,7 +105,9 @@ def p11_unmapped_svenn_value_sql() -> str:
 
 def g2_g3_decide_sql() -> str:
     """G2 per link field (one side changed → copy; both → newest wins, Tripletex without a
-    timestamp, or the tenant's policy); G3 for a new match (non-empty Tripletex wins)."""
+    timestamp, or the tenant's policy); G3 for a new match: on the entity's first sync the
+    non-empty Tripletex value wins, after go-live (e.g. P4) it is G2 with no base — each
+    differing non-empty field goes to the more recently changed record."""
     return f"""
     WITH mp AS ({merge_pairs_sql()}),
     j AS (
@@ -123,7 +127,8 @@ def g2_g3_decide_sql() -> str:
     ),
     w AS (
       SELECT *,
-        CASE WHEN kind = 'linked' AND s_ch AND t_ch AND s_eff IS DISTINCT FROM t THEN
+        CASE WHEN (kind = 'linked' AND s_ch AND t_ch AND s_eff IS DISTINCT FROM t)
+               OR (kind = 'matched' AND after_go_live AND s_eff <> t) THEN
           CASE $policy WHEN 'svenn_wins' THEN 'svenn' WHEN 'tripletex_wins' THEN 'tripletex'
             ELSE CASE WHEN s_mod IS NOT NULL AND t_mod IS NOT NULL AND s_mod > t_mod
                       THEN 'svenn' ELSE 'tripletex' END END
@@ -131,7 +136,8 @@ def g2_g3_decide_sql() -> str:
       FROM d
     )
     SELECT *,
-      CASE WHEN kind = 'matched' THEN coalesce(t, s_eff)
+      CASE WHEN kind = 'matched' AND winner = 'svenn' THEN s_eff
+           WHEN kind = 'matched' THEN coalesce(t, s_eff)
            WHEN s_ch AND NOT t_ch THEN s_eff
            WHEN winner = 'svenn' THEN s_eff
            WHEN t_ch THEN t
@@ -141,11 +147,14 @@ def g2_g3_decide_sql() -> str:
 
 
 def blocks_sql() -> str:
-    """Writes the rules forbid: C3 (never inactivate in Tripletex), E3 (inactive Svenn
+    """Writes the rules forbid: P5/E2 (an empty number: the numbering step generates one for
+    both sides), C3 (never inactivate in Tripletex), E3 (inactive Svenn
     employee), P1/E1 and names (Tripletex requires them), P10 (manager without access),
     P11 (a reference the target side cannot express)."""
     return f"""
     SELECT m.*, CASE
+      WHEN m.write_to IS NOT NULL AND m.field = 'number' AND m.merged IS NULL
+           THEN CASE m.entity WHEN 'project' THEN 'P5' ELSE 'E2' END  -- numbering writes one
       WHEN m.write_to = 'tripletex' AND m.entity = 'customer' AND m.field = 'is_active'
            AND m.merged = 'false' THEN 'C3'
       WHEN m.write_to = 'tripletex' AND m.s_inactive_employee THEN 'E3'

@@ -1,4 +1,7 @@
-"""Number generation (P5, E2): a key for every project or employee the plan creates without one.
+"""Number generation (P5, E2): a key for every project or employee that would be left without
+one — created without one, or a linked/matched pair whose merged number is empty (both sides
+without, e.g. an e-mail match, or the number cleared on one side); a pair's number is written
+to both systems, so an empty number is never written to Svenn (the merge holds that write).
 
 The next number is the smallest integer greater than every purely numeric number in
 either system — every staged record counts, sub-projects, excluded and deleted ones too,
@@ -38,29 +41,41 @@ def _numeric_max_sql(entity: Entity) -> str:
 
 
 def p5_e2_numbers_sql() -> str:
-    """P5 (projects) and E2 (employees): number the keyless records the plan creates."""
+    """P5 (projects) and E2 (employees): number the keyless records the plan creates, and the
+    pairs the merge would leave without a number (one number for both records)."""
     tops = " UNION ALL ".join(_numeric_max_sql(e) for e in NUMBERED)
     return f"""
     WITH top AS ({tops}),
     keyless AS (
-      SELECT entity, CASE WHEN tripletex_id IS NOT NULL THEN 'tripletex' ELSE 'svenn' END AS side,
-             coalesce(tripletex_id, svenn_id) AS id
+      SELECT entity, tripletex_id, svenn_id
       FROM rules.pairs
       WHERE tenant = $tenant AND key IS NULL
         AND kind IN ('create_in_svenn', 'create_in_tripletex') AND entity IN ('project', 'employee')
+      UNION ALL
+      SELECT entity, tripletex_id, svenn_id
+      FROM rules.decisions
+      WHERE tenant = $tenant AND field = 'number' AND merged IS NULL
+        AND entity IN ('project', 'employee')
+    ),
+    numbered AS (
+      SELECT k.*, CAST(t.top + row_number() OVER (
+               PARTITION BY k.entity ORDER BY k.tripletex_id IS NULL, k.tripletex_id, k.svenn_id)
+             AS VARCHAR) AS number
+      FROM keyless k JOIN top t USING (entity)
     )
-    SELECT $tenant, k.entity, k.side, k.id,
-           CAST(t.top + row_number() OVER (
-             PARTITION BY k.entity ORDER BY k.side = 'svenn', k.id) AS VARCHAR)
-    FROM keyless k JOIN top t USING (entity)
+    SELECT $tenant, entity, 'tripletex', tripletex_id, number FROM numbered
+    WHERE tripletex_id IS NOT NULL
+    UNION ALL
+    SELECT $tenant, entity, 'svenn', svenn_id, number FROM numbered WHERE svenn_id IS NOT NULL
     """
 
 
 @rule_asset(
     "numbers",
-    [rules_key("pairs")],
-    "Numbers generated for Tripletex/Svenn projects and employees created without one "
-    "(P5, E2): unique across both systems and stable until applied.",
+    [rules_key("pairs"), rules_key("merge")],
+    "Numbers generated for Tripletex/Svenn projects and employees created without one, or "
+    "linked/matched without one on both sides (P5, E2): unique across both systems and "
+    "stable until applied.",
 )
 def numbers(context: AssetExecutionContext):
     started = time.perf_counter()

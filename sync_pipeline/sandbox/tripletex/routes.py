@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -88,6 +88,19 @@ class Ctx:
 def _expired(expiration: str) -> bool:
     """A session stops working at the start of its expiration date, Oslo time (API-NOTES 2.2)."""
     return date.fromisoformat(expiration) <= oslo_today()
+
+
+def _expiration_date(value: str) -> str | None:
+    """The date of an ``expirationDate``: the schema types it as a plain string, and clients
+    send both ``2026-12-01`` and ``2026-12-01T23:59:59.000Z``; only the date part counts."""
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value).date().isoformat()
+    except ValueError:
+        return None
 
 
 def _host(request: Request) -> str:
@@ -290,9 +303,8 @@ async def create_session(request: Request) -> Response:
     ]
     expiration = args.get("expirationDate")
     if expiration:
-        try:
-            date.fromisoformat(str(expiration))
-        except ValueError:
+        expiration = _expiration_date(str(expiration))
+        if expiration is None:
             msgs.append(vmsg("expirationDate", E.WRONG_TYPE))
     if msgs:
         raise E.validation_error(msgs)
