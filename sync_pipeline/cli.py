@@ -139,7 +139,7 @@ def dagster_instance():
             instance.get_dynamic_partitions("tenants")  # event log storage (index)
             instance.all_instigator_state()  # schedule storage
         except Exception as exc:
-            if not url:
+            if not url or not _is_instance_db_error(exc):
                 raise
             raise CliError(_instance_db_error(url, exc)) from None
     return instance
@@ -157,6 +157,14 @@ def _quiet_root_logger(quiet: bool) -> Iterator[None]:
         yield
     finally:
         root.setLevel(level)
+
+
+def _is_instance_db_error(exc: BaseException) -> bool:
+    """A failure to reach or use the instance's PostgreSQL (or a URL that is not one)."""
+    from dagster_postgres.utils import DagsterPostgresException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return isinstance(exc, SQLAlchemyError | DagsterPostgresException | ValueError)
 
 
 def _instance_db_error(url: str, exc: BaseException) -> str:

@@ -30,11 +30,14 @@ def sqlalchemy_url(url: str) -> str:
 
 def redacted(url: str) -> str:
     """The URL without its password, for messages (host, port and database stay)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    except ValueError:  # not even a URL: show none of it
+        return "(the URL, not shown: it does not parse)"
     return urlunsplit(parts._replace(netloc=netloc))
 
 
