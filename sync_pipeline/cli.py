@@ -28,6 +28,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 
@@ -39,6 +40,8 @@ from sync_pipeline.tenants import TENANTS_FILE_ENV, TenantConfig, TenantConfigEr
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_DAGSTER_HOME = "data/dagster_home"
+#: A libpq URL; when set, the Dagster instance stores runs, events and schedules there.
+POSTGRES_URL_ENV = "SYNC_DAGSTER_POSTGRES_URL"
 #: How long a command waits for another process to release the DuckDB file.
 LOCK_WAIT_S = float(os.environ.get("SYNC_DUCKDB_LOCK_WAIT", "10"))
 #: After a run: other tenants' runs hold the file only for short units of work.
@@ -70,6 +73,23 @@ telemetry:
   enabled: false
 """
 
+#: The same instance with its run, event-log and schedule storage on PostgreSQL, written when
+#: ``SYNC_DAGSTER_POSTGRES_URL`` is set. The file names the variable, never its value (the
+#: password stays out of files); ``sync_pipeline.dagster_storage`` pins the psycopg2 driver.
+#: ``deploy/dagster.yaml`` is this file, documented for production.
+DAGSTER_YAML_POSTGRES = (
+    DAGSTER_YAML
+    + """\
+storage:
+  custom:
+    module: sync_pipeline.dagster_storage
+    class: PostgresStorage
+    config:
+      postgres_url:
+        env: SYNC_DAGSTER_POSTGRES_URL
+"""
+)
+
 
 class CliError(Exception):
     """A problem the operator can fix; shown as one line."""
@@ -81,29 +101,87 @@ class CliError(Exception):
 
 # -- where things are -------------------------------------------------------------------------
 def dagster_home() -> Path:
-    """``$DAGSTER_HOME`` (default ``data/dagster_home``), created with a ``dagster.yaml``."""
+    """``$DAGSTER_HOME`` (default ``data/dagster_home``) with its ``dagster.yaml``: the embedded
+    SQLite instance, or PostgreSQL when ``SYNC_DAGSTER_POSTGRES_URL`` is set. A file we wrote
+    and nobody edited follows the setting; an edited one is kept, but must agree with it."""
     home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    on_postgres = bool(os.environ.get(POSTGRES_URL_ENV))
+    wanted = DAGSTER_YAML_POSTGRES if on_postgres else DAGSTER_YAML
+    current = config.read_text(encoding="utf-8") if config.exists() else None
+    if current is None or (current in (DAGSTER_YAML, DAGSTER_YAML_POSTGRES) and current != wanted):
+        staged = config.with_name(f".dagster.yaml.{os.getpid()}")
+        staged.write_text(wanted, encoding="utf-8")
+        staged.replace(config)  # atomic: a concurrent process reads the old or the new file
+    elif current != wanted and on_postgres != (POSTGRES_URL_ENV in current):
+        raise CliError(
+            f"{config}: this edited instance file "
+            + ("keeps runs in SQLite although" if on_postgres else "needs")
+            + f" {POSTGRES_URL_ENV}"
+            + (" is set" if on_postgres else ", which is not set")
+            + "; see deploy/dagster.yaml"
+        )
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
 
 def dagster_instance():
     """The persistent instance. Its SQLite storages are created under a file lock: two
-    processes creating them at once leave two schema versions behind (a broken instance)."""
+    processes creating them at once leave two schema versions behind (a broken instance).
+    A PostgreSQL instance that does not answer is one line, without the URL's password."""
     from dagster import DagsterInstance
 
     home = dagster_home()
-    with open(home / ".init.lock", "w") as lock:
+    url = os.environ.get(POSTGRES_URL_ENV)
+    with open(home / ".init.lock", "w") as lock, _quiet_root_logger(bool(url)):
         fcntl.flock(lock, fcntl.LOCK_EX)
-        instance = DagsterInstance.get()
-        instance.get_run_records(limit=1)  # run storage
-        instance.get_dynamic_partitions("tenants")  # event log storage (index)
-        instance.all_instigator_state()  # schedule storage
+        try:
+            instance = DagsterInstance.get()
+            instance.get_run_records(limit=1)  # run storage
+            instance.get_dynamic_partitions("tenants")  # event log storage (index)
+            instance.all_instigator_state()  # schedule storage
+        except Exception as exc:
+            if not url or not _is_instance_db_error(exc):
+                raise
+            raise CliError(_instance_db_error(url, exc)) from None
     return instance
+
+
+@contextmanager
+def _quiet_root_logger(quiet: bool) -> Iterator[None]:
+    """dagster-postgres logs every connection retry on the root logger; the one line after
+    the last retry says it all."""
+    root = logging.getLogger()
+    level = root.level
+    if quiet:
+        root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _is_instance_db_error(exc: BaseException) -> bool:
+    """A failure to reach or use the instance's PostgreSQL (or a URL that is not one)."""
+    from dagster_postgres.utils import DagsterPostgresException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return isinstance(exc, SQLAlchemyError | DagsterPostgresException | ValueError)
+
+
+def _instance_db_error(url: str, exc: BaseException) -> str:
+    """Why the instance's PostgreSQL cannot be used, without the URL's password."""
+    from sync_pipeline.dagster_storage import redacted
+
+    cause = exc
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    reason = _one_line(str(getattr(cause, "orig", None) or cause)) or type(cause).__name__
+    password = urlsplit(url).password
+    if password:
+        reason = reason.replace(password, "***")
+    return f"{POSTGRES_URL_ENV}: the Dagster instance's database {redacted(url)} cannot be used ({reason})"
 
 
 def _lock_holder(message: str) -> str:

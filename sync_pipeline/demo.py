@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_ours(tenants_file, database)
         _fresh_database(database)
-        cli.dagster_home()
+        # the instance up front: on PostgreSQL (SYNC_DAGSTER_POSTGRES_URL) one line if it does not answer
+        cli.dagster_instance().dispose()
         _banner("starting the Tripletex and Svenn sandboxes with the demo world")
         for kind, port in (("tripletex", args.tripletex_port), ("svenn", args.svenn_port)):
             started.append(SandboxProcess.start(kind, "--port", str(port), "--seed", "demo"))
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             _banner("demo complete (--stop-after-sync: not serving the UI)")
             return 0
         return serve_ui(args.ui_port)
-    except (DemoError, SandboxStartError, OSError) as exc:
+    except (DemoError, SandboxStartError, OSError, cli.CliError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
