@@ -34,7 +34,7 @@ import duckdb
 
 from sync_pipeline import lease
 from sync_pipeline.failures import error_text as _error_text
-from sync_pipeline.failures import failure_reason
+from sync_pipeline.failures import failure_reason, one_line
 from sync_pipeline.resources.storage import duckdb_path, migrate
 from sync_pipeline.tenants import TENANTS_FILE_ENV, TenantConfig, TenantConfigError, load_tenants
 
@@ -177,7 +177,7 @@ def _instance_db_error(url: str, exc: BaseException) -> str:
     cause = exc
     while cause.__cause__ is not None:
         cause = cause.__cause__
-    reason = _one_line(str(getattr(cause, "orig", None) or cause)) or type(cause).__name__
+    reason = one_line(str(getattr(cause, "orig", None) or cause)) or type(cause).__name__
     password = urlsplit(url).password
     if password:
         reason = reason.replace(password, "***")
