@@ -55,7 +55,8 @@ def test_G10_failed_run_leaves_runs_row(workspace, tripletex_sandbox, svenn_sand
     assert not more and status == "FAILURE"
     row = _runs(workspace, "nede")[run_id]
     assert row["outcome"] == "failed" and row["finished_at"] >= row["started_at"]
-    assert row["reason"] and "extract" in row["reason"]
+    # the first step that asks Svenn anything (the G11 binding check) names the refusal
+    assert row["reason"] and "sync__tenant_binding" in row["reason"] and "401" in row["reason"]
     assert "no-such-api-key" not in row["reason"]
     assert _exported_runs(workspace, "nede") == {run_id: "failed"}
 
