@@ -836,7 +836,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_confirm_deletes(args: argparse.Namespace) -> int:
+def _confirm_held(args: argparse.Namespace, *, code: str, action: str, what: str, rule: str) -> int:
+    """Release what a mass guard holds (G7 deletions, G12 creates): one approval, which the
+    next applying run uses up; nothing is recorded when nothing is held."""
     tenants = _tenants(args)
     key = _selected(args, tenants)[0]
     actor = _actor(args)
@@ -844,30 +846,41 @@ def cmd_confirm_deletes(args: argparse.Namespace) -> int:
         held = _rows(
             conn,
             """SELECT entity, count(*) AS n FROM sync.errors
-               WHERE tenant = ? AND code = 'MASS_DELETE_HELD' AND resolved_at IS NULL
+               WHERE tenant = ? AND code = ? AND resolved_at IS NULL
                GROUP BY entity ORDER BY entity""",
-            [key],
+            [key, code],
         )
         if not held:
-            print(f"tenant '{key}': no deletions are held; nothing to confirm")
+            print(f"tenant '{key}': no {what} are held; nothing to confirm")
             return EXIT_OK
         pending = _rows(
             conn,
-            """SELECT actor FROM sync.approvals WHERE tenant = ? AND action = 'confirm_deletes'
+            """SELECT actor FROM sync.approvals WHERE tenant = ? AND action = ?
                AND consumed_by_run IS NULL""",
-            [key],
+            [key, action],
         )
         if not pending:
             conn.execute(
-                "INSERT INTO sync.approvals VALUES (?, 'confirm_deletes', ?, now(), NULL)",
-                [key, actor],
+                "INSERT INTO sync.approvals VALUES (?, ?, ?, now(), NULL)", [key, action, actor]
             )
-    what = ", ".join(f"{r['entity']} ({r['n']})" for r in held)
+    entities = ", ".join(r["entity"] for r in held)
     print(
-        f"tenant '{key}': held deletions of {what} confirmed by {actor}; "
-        "the next run applies them (G7)"
+        f"tenant '{key}': held {what} of {entities} confirmed by {actor}; "
+        f"the next run applies them ({rule})"
     )
     return EXIT_OK
+
+
+def cmd_confirm_deletes(args: argparse.Namespace) -> int:
+    return _confirm_held(
+        args, code="MASS_DELETE_HELD", action="confirm_deletes", what="deletions", rule="G7"
+    )
+
+
+def cmd_confirm_creates(args: argparse.Namespace) -> int:
+    return _confirm_held(
+        args, code="MASS_CREATE_HELD", action="confirm_creates", what="creates", rule="G12"
+    )
 
 
 def cmd_relink(args: argparse.Namespace) -> int:
@@ -1163,40 +1176,6 @@ def cmd_rebind(args: argparse.Namespace) -> int:
             f"tenant '{key}': {links} active links refer to records of the former companies; "
             "unusual numbers of deletions and creates are held for confirmation (G7, G12)"
         )
-    return EXIT_OK
-
-
-def cmd_confirm_creates(args: argparse.Namespace) -> int:
-    tenants = _tenants(args)
-    key = _selected(args, tenants)[0]
-    actor = _actor(args)
-    with open_db() as conn:
-        held = _rows(
-            conn,
-            """SELECT entity, details->>'$.creates' AS n FROM sync.errors
-               WHERE tenant = ? AND code = 'MASS_CREATE_HELD' AND resolved_at IS NULL
-               ORDER BY entity""",
-            [key],
-        )
-        if not held:
-            print(f"tenant '{key}': no creates are held; nothing to confirm")
-            return EXIT_OK
-        pending = _rows(
-            conn,
-            """SELECT actor FROM sync.approvals WHERE tenant = ? AND action = 'confirm_creates'
-               AND consumed_by_run IS NULL""",
-            [key],
-        )
-        if not pending:
-            conn.execute(
-                "INSERT INTO sync.approvals VALUES (?, 'confirm_creates', ?, now(), NULL)",
-                [key, actor],
-            )
-    what = ", ".join(f"{r['entity']} ({r['n']})" for r in held)
-    print(
-        f"tenant '{key}': held creates of {what} confirmed by {actor}; "
-        "the next run applies them (G12)"
-    )
     return EXIT_OK
 
 
