@@ -139,7 +139,7 @@ def reference(tripletex_sandbox, svenn_sandbox, tmp_path_factory):
 
 
 @settings(
-    max_examples=3,
+    max_examples=2,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

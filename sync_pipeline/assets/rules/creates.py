@@ -218,8 +218,7 @@ def create_findings_sql() -> str:
     SELECT $tenant, 'creates', entity, 'tripletex', NULL, tripletex_id, label,
            CASE field WHEN 'customer_id' THEN 'PROJECT_CUSTOMER_NOT_SYNCED'
                 ELSE 'PROJECT_MANAGER_NOT_SYNCED' END,
-           json_object('rule_id', CASE field WHEN 'customer_id' THEN 'P11' ELSE 'P10' END,
-                       'fields', [field], 'tripletex_' || field, TRY_CAST(value AS BIGINT))
+           json_object('tripletex_' || field, TRY_CAST(value AS BIGINT))
     FROM create_sv WHERE entity = 'project' AND ref_entity IS NOT NULL
       AND value IS NOT NULL AND sent IS NULL
     """
