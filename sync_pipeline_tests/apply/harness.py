@@ -35,7 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 WORLD_WRITE_PATHS = WRITE_FAULTS = [
     ("tripletex", "POST", r"^/v2/(customer|employee|project)/list$"),
     ("tripletex", "PUT", r"^/v2/((customer|project)/list|employee/\d+)$"),
-    ("svenn", "POST", r"^/api/v1/(customers|employees|projects)$"),
+    ("svenn", "POST", r"^/api/v1/(customers|employees|projects)(/bulk)?$"),
     ("svenn", "PATCH", r"^/api/v1/(customers|employees|projects)/\d+$"),
     ("svenn", "DELETE", r"^/api/v1/(customers|employees|projects)/\d+$"),
 ]

@@ -174,9 +174,7 @@ def test_P9_a_svenn_412_on_the_complete_leaves_the_link_active_until_svenn_accep
     tx, sv = tenant.clients()
     tx.delete(f"/project/{project_t}")
     try:
-        svenn_sandbox.add_fault(
-            rf"^/api/v1/projects/{project_s}$", method="PATCH", status=412, count=1
-        )
+        svenn_sandbox.add_fault(r"^/api/v1/projects/bulk$", method="POST", status=412, count=1)
         refused = tenant.run()
     finally:
         svenn_sandbox.clear_faults()

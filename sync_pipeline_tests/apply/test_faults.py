@@ -28,8 +28,8 @@ def test_G5_G8_G10_faults_leave_good_records_synced_and_bad_ones_in_the_error_lo
     try:
         tripletex_sandbox.add_fault(r"^/v2/project/list$", method="POST", status=503, count=2)
         tripletex_sandbox.add_fault(r"^/v2/customer/list$", method="PUT", status=503, count=2)
-        svenn_sandbox.add_fault(r"^/api/v1/customers$", method="POST", status=429, count=2)
-        svenn_sandbox.add_fault(r"^/api/v1/projects/\d+$", method="PATCH", status=503, count=2)
+        svenn_sandbox.add_fault(r"^/api/v1/customers/bulk$", method="POST", status=429, count=2)
+        svenn_sandbox.add_fault(r"^/api/v1/projects/bulk$", method="POST", status=503, count=2)
         # someone saves the employee in Tripletex while the sync writes it: a 409 race
         tripletex_sandbox.add_fault(r"^/v2/employee/\d+$", method="PUT", status=409, count=1)
         first = tenant.run()
@@ -43,8 +43,8 @@ def test_G5_G8_G10_faults_leave_good_records_synced_and_bad_ones_in_the_error_lo
     # the faults did hit: each faulted call was repeated until it went through
     assert tx_requests["POST /v2/project/list"] >= 3
     assert tx_requests["PUT /v2/customer/list"] >= 3
-    assert sv_requests["POST /api/v1/customers"] >= 3
-    assert sv_requests["PATCH /api/v1/projects/{id}"] >= 3
+    assert sv_requests["POST /api/v1/customers/bulk"] >= 3
+    assert sv_requests["POST /api/v1/projects/bulk"] >= 3
     (outcome,) = tenant.query("SELECT outcome FROM sync.runs WHERE run_id = ?", first.run_id)[0]
     assert outcome == "partial"  # not pretending all went well
     findings = tenant.query(

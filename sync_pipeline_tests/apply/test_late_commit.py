@@ -190,7 +190,7 @@ def test_G5_a_svenn_create_whose_answer_timed_out_is_replayed_under_its_idempote
     )
     # committed at once, answered after the client's read timeout
     env.svenn_sandbox.add_fault(
-        r"^/api/v1/customers$", method="POST", after_commit=True, delay_ms=2000
+        r"^/api/v1/customers/bulk$", method="POST", after_commit=True, delay_ms=2000
     )
     env.plan(
         R1,
@@ -205,10 +205,10 @@ def test_G5_a_svenn_create_whose_answer_timed_out_is_replayed_under_its_idempote
     )
     try:
         report = _execute(env, R1, svenn=svenn)
-        sent = svenn.requests_by_endpoint.get("POST /customers", 0)
+        sent = svenn.requests_by_endpoint.get("POST /customers/bulk", 0)
     finally:
         svenn.close()
-    _settled(env.svenn_sandbox, env.svenn_key, "POST /api/v1/customers", sent)
+    _settled(env.svenn_sandbox, env.svenn_key, "POST /api/v1/customers/bulk", sent)
 
     assert sent == 2  # repeated under the same key ...
     (stored,) = env.svenn.list_all("customers")  # ... and Svenn replayed: no duplicate

@@ -3,13 +3,17 @@
 Rows run in dependency order (the plan's entity order: employees, customers,
 projects, then participants), and within an entity: key matches (``link``) first,
 then Tripletex number assignments, creates and updates through the batch ``/list``
-endpoints, then Svenn writes, then detaches. Every write goes through the
+endpoints, then Svenn writes through its bulk endpoint (up to 100 operations a request),
+then detaches. Every write goes through the
 write-ahead log (``wal``); the link change an outcome implies is committed in the
 same transaction as that outcome. A batch Tripletex rejects (4xx) is bisected so
 the good records still land. A Tripletex create refused outright (429, 503) is looked
 up by key and sent again; one whose answer was lost or is another 5xx may have been
 committed (perhaps later still), so it is never sent again in the run: its intent stays
 open for the next run's recovery, which looks the record up by key first (G4, G5).
+A Svenn bulk carries every create's idempotency key, so a bulk whose answer was lost is
+re-sent (or recovered next run) and replayed by Svenn, never duplicated; each of its
+operations is settled as the single call would have been.
 
 A link is detached only as the outcome of what proves the deletion (P8, P9, C6, C7, E4,
 G13): a Svenn complete/delete that Svenn accepted, after a GET by id proved the Tripletex
@@ -45,6 +49,7 @@ from sync_pipeline.assets.apply.links import (
 )
 from sync_pipeline.model import PLURAL
 from sync_pipeline.resources.http import ApiError, ApiUnavailableError
+from sync_pipeline.resources.svenn import BULK_MAX_OPERATIONS, create_op, delete_op, update_op
 
 logger = logging.getLogger(__name__)
 
@@ -815,6 +820,14 @@ class PlanExecutor:
 
     # -- Svenn ----------------------------------------------------------------------------
     def _svenn_writes(self, rows: list[PlanRow]) -> None:
+        """Svenn writes go in bulk requests (up to 100 operations of one resource each).
+
+        Waves keep two writes to one record out of the same bulk (Svenn applies a bulk's
+        operations in order, but each outcome must be settled before the next is planned on
+        it). Intents are logged per chunk before its bulk is sent, so a lost answer leaves
+        them open for recovery; every create carries its idempotency key, so the client may
+        re-send a bulk whose answer was lost and Svenn replays instead of duplicating (G5).
+        """
         if not rows:
             return
         ready: list[tuple[PlanRow, Any, str | None]] = []
@@ -832,21 +845,110 @@ class PlanExecutor:
             key = idempotency_key(self.tenant, row, body) if row.operation == "create" else None
             ready.append((row, body, key))
         self._settle(early, with_intent=True)
-        for wave in _waves(ready):  # two writes to one record never run side by side
-            size, start = max(self.workers, 1), 0
-            while start < len(wave):
-                # chunks grow while calls succeed: small ones notice an outage early,
-                # large ones keep the log's transactions few
-                chunk, start = wave[start : start + size], start + size
+        size = max(1, min(self.batch_size, BULK_MAX_OPERATIONS))
+        for wave in _waves(ready):  # two writes to one record never in the same bulk
+            for chunk in _chunks(wave, size):
                 if self._is_down("svenn"):
                     self._settle(self._not_attempted("svenn", chunk), with_intent=True)
                     continue
-                self._intents(chunk)
-                results = self._parallel(chunk, lambda item: self._svenn_one(*item))
+                self._intents(chunk)  # one transaction per chunk, before the bulk is sent
+                results = self._svenn_chunk(chunk)
                 self._observe("svenn", results)
                 self._settle(results)
-                healthy = all(r.state in ("done", "skipped") for r in results)
-                size = min(size * 2, self.batch_size) if healthy else max(self.workers, 1)
+
+    def _svenn_chunk(self, chunk: list[tuple[PlanRow, Any, str | None]]) -> list[Result]:
+        """One chunk's results in its order: deletions Tripletex still has are not sent."""
+        verdicts = self._parallel(chunk, lambda item: self._deletion_verdict(item[0]))
+        send = [item for item, verdict in zip(chunk, verdicts, strict=True) if verdict is None]
+        sent = iter(self._svenn_bulk(send) if send else [])
+        return [verdict or next(sent) for verdict in verdicts]
+
+    def _deletion_verdict(self, row: PlanRow) -> Result | None:
+        """None when the write may go out; for a complete/delete, a result when the GET by id
+        did not prove the Tripletex record gone (G7: offset paging can miss a live record, so
+        one GET per deletion proves it before Svenn loses anything; C7, P9)."""
+        if row.operation not in ("delete", "complete"):
+            return None
+        try:  # the client already retries 429/5xx with backoff
+            still_there = self._still_in_tripletex(row)
+        except ApiError as err:
+            return self._failure(row, err)
+        return self._not_confirmed(row) if still_there else None
+
+    def _svenn_bulk(self, items: list[tuple[PlanRow, Any, str | None]]) -> list[Result]:
+        """Send ``items`` as one bulk; an operation that failed transiently (or the whole
+        bulk) is sent again up to ``UNKNOWN_CREATE_ATTEMPTS`` times, as the single calls
+        were: creates repeat safely under their idempotency keys, updates under if_match."""
+        resource = PLURAL[items[0][0].entity]  # type: ignore[index]
+        results: dict[int, Result] = {}
+        pending = list(range(len(items)))
+        for attempt in range(1, UNKNOWN_CREATE_ATTEMPTS + 1):
+            last = attempt == UNKNOWN_CREATE_ATTEMPTS
+            try:
+                answers = self.svenn.bulk(resource, [self._svenn_op(*items[i]) for i in pending])
+            except ApiError as err:
+                if _is_transient(err) and not last:
+                    time.sleep(self.retry_wait_seconds * attempt)
+                    continue
+                results.update({i: self._svenn_failure(items[i][0], err) for i in pending})
+                break
+            again = []
+            for i, answer in zip(pending, answers, strict=True):
+                err = answer.as_error(resource)
+                if err is None:
+                    results[i] = self._svenn_done(items[i][0], answer.record)
+                elif _is_transient(err) and not last:
+                    again.append(i)
+                else:
+                    results[i] = self._svenn_failure(items[i][0], err)
+            pending = again
+            if not pending:
+                break
+            time.sleep(self.retry_wait_seconds * attempt)
+        return [results[i] for i in range(len(items))]
+
+    def _svenn_op(self, row: PlanRow, body: Any, key: str | None) -> dict[str, Any]:
+        if row.operation == "create":
+            return create_op(body, key)
+        if row.operation == "delete":  # C7: deleted in Tripletex → deleted in Svenn
+            return delete_op(row.svenn_id)  # type: ignore[arg-type]
+        if_match = self._sv_version.get((row.entity, row.svenn_id), row.expected_version)
+        return update_op(row.svenn_id, body, if_match)  # type: ignore[arg-type]
+
+    def _svenn_failure(self, row: PlanRow, err: ApiError) -> Result:
+        """A refused operation, mapped as a single call's error was (G5, G8, G10)."""
+        if _is_transient(err) and row.operation == "create":
+            return self._unknown(row, err)
+        if row.operation == "delete" and err.status == 404:  # gone in Svenn already
+            return Result(row, "done", links=[self._detach(row)], finding=self._detached(row, True))
+        return self._failure(row, err)
+
+    def _svenn_done(self, row: PlanRow, record: dict[str, Any] | None) -> Result:
+        """An operation Svenn accepted; a complete/delete detaches only now (P9, C7)."""
+        if row.operation == "create":
+            return self._created(row, "svenn", record)
+        version = record.get("version") if isinstance(record, dict) else None
+        if row.operation == "delete":
+            return Result(
+                row,
+                "done",
+                result_id=row.svenn_id,
+                links=[self._detach(row)],
+                finding=self._detached(row, True),
+            )
+        if version is not None:
+            self._sv_version[(row.entity, row.svenn_id)] = version  # type: ignore[index]
+        if row.operation == "complete":
+            return Result(
+                row,
+                "done",
+                result_id=row.svenn_id,
+                version=version,
+                links=[self._detach(row)],
+                finding=self._detached(row, True),
+            )
+        links = self._after_update(row, svenn_version=version)
+        return Result(row, "done", result_id=row.svenn_id, version=version, links=links)
 
     # -- outage breaker -------------------------------------------------------------------
     def _observe(self, system: str, results: list[Result]) -> None:
@@ -870,63 +972,6 @@ class PlanExecutor:
             )
             for item in items
         ]
-
-    def _svenn_one(self, row: PlanRow, body: Any, key: str | None) -> Result:
-        resource = PLURAL[row.entity]  # type: ignore[index]
-        attempts = UNKNOWN_CREATE_ATTEMPTS
-        for attempt in range(1, attempts + 1):
-            try:
-                return self._svenn_call(row, resource, body, key)
-            except ApiError as err:
-                # Creates repeat safely under their Idempotency-Key, PATCHes under If-Match.
-                if _is_transient(err) and attempt < attempts:
-                    time.sleep(self.retry_wait_seconds * attempt)
-                    continue
-                if _is_transient(err) and row.operation == "create":
-                    return self._unknown(row, err)
-                if row.operation == "delete" and err.status == 404:  # gone in Svenn already
-                    return Result(
-                        row,
-                        "done",
-                        links=[self._detach(row)],
-                        finding=self._detached(row, True),
-                    )
-                return self._failure(row, err)
-        raise AssertionError("unreachable")
-
-    def _svenn_call(self, row: PlanRow, resource: str, body: Any, key: str | None) -> Result:
-        if row.operation in ("delete", "complete") and self._still_in_tripletex(row):
-            # G7: offset paging can miss a live record when another is deleted meanwhile;
-            # one GET per deletion proves it before Svenn loses anything (C7, P9).
-            return self._not_confirmed(row)
-        if row.operation == "create":
-            value = self.svenn.create(resource, body, idempotency_key=key)
-            return self._created(row, "svenn", value)
-        if row.operation == "delete":  # C7: deleted in Tripletex → deleted in Svenn
-            self.svenn.delete(resource, row.svenn_id)
-            return Result(
-                row,
-                "done",
-                result_id=row.svenn_id,
-                links=[self._detach(row)],
-                finding=self._detached(row, True),
-            )
-        if_match = self._sv_version.get((row.entity, row.svenn_id), row.expected_version)
-        value = self.svenn.update(resource, row.svenn_id, body, if_match=if_match)
-        version = value.get("version") if isinstance(value, dict) else None
-        if version is not None:
-            self._sv_version[(row.entity, row.svenn_id)] = version
-        if row.operation == "complete":  # P9: completed in Svenn, only now the link detached
-            return Result(
-                row,
-                "done",
-                result_id=row.svenn_id,
-                version=version,
-                links=[self._detach(row)],
-                finding=self._detached(row, True),
-            )
-        links = self._after_update(row, svenn_version=version)
-        return Result(row, "done", result_id=row.svenn_id, version=version, links=links)
 
     def _still_in_tripletex(self, row: PlanRow) -> bool:
         """Whether the Tripletex record a deletion is derived from still exists (a 404 is
