@@ -845,10 +845,12 @@ def _confirm_held(args: argparse.Namespace, *, code: str, action: str, what: str
     with open_db() as conn:
         held = _rows(
             conn,
-            """SELECT entity, count(*) AS n FROM sync.errors
-               WHERE tenant = ? AND code = ? AND resolved_at IS NULL
+            # how many the guard holds, as its finding counted them (``details.<what>``)
+            """SELECT entity, coalesce(any_value(details->>('$.' || ?)),
+                                       CAST(count(*) AS VARCHAR)) AS n
+               FROM sync.errors WHERE tenant = ? AND code = ? AND resolved_at IS NULL
                GROUP BY entity ORDER BY entity""",
-            [key, code],
+            [what, key, code],
         )
         if not held:
             print(f"tenant '{key}': no {what} are held; nothing to confirm")
@@ -863,7 +865,7 @@ def _confirm_held(args: argparse.Namespace, *, code: str, action: str, what: str
             conn.execute(
                 "INSERT INTO sync.approvals VALUES (?, ?, ?, now(), NULL)", [key, action, actor]
             )
-    entities = ", ".join(r["entity"] for r in held)
+    entities = ", ".join(f"{r['entity']} ({r['n']})" for r in held)
     print(
         f"tenant '{key}': held {what} of {entities} confirmed by {actor}; "
         f"the next run applies them ({rule})"
