@@ -1200,6 +1200,25 @@ def cmd_confirm_creates(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Why one record is (not) synced: read-only, the file held only for a few queries."""
+    from sync_pipeline import explain
+
+    key = _selected(args, _tenants(args))[0]
+    query = {"svenn_id": args.svenn_id, "tripletex_id": args.tripletex_id, "number": args.number}
+    try:
+        with explain.read_only(duckdb_path(), LOCK_WAIT_S) as conn:
+            story = explain.story(conn, key, args.entity, **query)
+    except explain.ExplainError as exc:
+        raise CliError(str(exc)) from None
+    if args.format == "json":
+        print(json.dumps(story, default=str, indent=2, ensure_ascii=False))
+    else:
+        # records' text is data: no control character reaches the operator's terminal
+        print("\n".join(_CONTROL.sub(" ", line) for line in explain.to_text(story).split("\n")))
+    return EXIT_OK
+
+
 # -- entry point ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -1282,6 +1301,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tenant", metavar="KEY", required=True)
     p.add_argument("--dry-run", action="store_true", help="only report what would change")
+
+    p = command("explain", cmd_explain, "why one record is (not) synced: its story, newest first")
+    p.add_argument("--tenant", metavar="KEY", required=True)
+    p.add_argument("--entity", choices=("project", "customer", "employee"), required=True)
+    ids = p.add_mutually_exclusive_group(required=True)
+    ids.add_argument("--svenn-id", type=int)
+    ids.add_argument("--tripletex-id", type=int)
+    ids.add_argument("--number", help="the record's number (the key both systems share)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
     return parser
 
 
