@@ -522,3 +522,21 @@ def _event_text(e: dict) -> str:
         return f"{e['side']} failed {e['code']} [{e['rule_id']}] ({e['effect']}): {e['message']}"
     state = {"finding": "finding", "error_open": "open error", "error_resolved": "resolved"}[kind]
     return f"{state} {e['code']} [{e['rule_id']}] {e['severity']}: {e['message']}"
+
+
+def explain_commands_sql() -> str:
+    """Issue 16: each open record error of a tenant with the command that explains it, errors
+    first (the error-log asset shows them in the UI; tenant keys are ``[a-z0-9_-]+``, so the
+    command needs no quoting). Tenant-level errors (no record ids) have no command."""
+    return """
+        SELECT code, severity, entity, record_label, message,
+               'sync-pipeline explain --tenant ' || tenant || ' --entity ' || entity
+               || CASE WHEN svenn_id IS NOT NULL THEN ' --svenn-id ' || svenn_id
+                       ELSE ' --tripletex-id ' || tripletex_id END AS command
+        FROM sync.errors
+        WHERE tenant = ? AND resolved_at IS NULL
+          AND entity IN ('project', 'customer', 'employee')
+          AND (svenn_id IS NOT NULL OR tripletex_id IS NOT NULL)
+        ORDER BY CASE severity WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
+                 code, entity, record_label
+        LIMIT ?"""

@@ -187,3 +187,22 @@ def test_G7_record_never_seen_explained(world, capsys, tripletex_sandbox):
     assert [e["run_id"] for e in story["never_seen"]["extracts"]] == [run_id]
     text = explain(capsys, "customer", "--tripletex-id", str(hidden["id"]), fmt="text")
     assert "never seen by the sync" in text
+
+
+def test_G10_error_log_metadata_links_each_open_error_to_its_explain_command(world, capsys):
+    """The UI's error-log asset names, per open record error, the command that explains it;
+    the record's text stays data (escaped), and the command works as shown."""
+    tenant, _, sv = world()
+    project = sv.create("projects", {"display_id": "301", "name": "Bad | [x](http://evil)"})
+    result = tenant.run()
+    assert result.success, failure_text(result)
+
+    (materialization,) = result.asset_materializations_for_node("sync__errors")
+    table = materialization.metadata["explain_open_errors"].value
+    command = f"sync-pipeline explain --tenant {TENANT} --entity project --svenn-id {project['id']}"
+    (row,) = [line for line in table.splitlines() if "PROJECT_MISSING_START_DATE" in line]
+    assert row.endswith(f"| {command} |")
+    assert "\\| \\[x\\]\\(http://evil\\)" in row.replace("\\:", ":")
+    capsys.readouterr()
+    assert cli.main([*command.split()[1:], "--format", "json"]) == 0  # the command as shown
+    assert json.loads(capsys.readouterr().out)["open_errors"][0]["rule_id"] == "P1"

@@ -19,6 +19,7 @@ from sync_pipeline.assets.apply.sql import first
 from sync_pipeline.assets.lease import holding, release_at_end
 from sync_pipeline.assets.rules.plan import g9_review_sql
 from sync_pipeline.assets.rules.step import bind
+from sync_pipeline.explain import explain_commands_sql
 from sync_pipeline.markdown_text import md_table
 from sync_pipeline.partitions import FULL_EXTRACT_TAG, tenant_partitions
 from sync_pipeline.resources.http import ApiError
@@ -261,6 +262,7 @@ def _error_log(
                 [tenant],
             ).fetchall()
         )
+        explain_rows = conn.execute(explain_commands_sql(), [tenant, PREVIEW_ROWS]).fetchall()
     published, publish_error, requests = False, None, 0
     if row is not None and row[0] != "review":  # review mode writes nothing to Svenn (G9)
         svenn = config.svenn_client()
@@ -293,6 +295,13 @@ def _error_log(
                         [e["code"], e["severity"], e["entity"], e["record_label"], e["message"]]
                         for e in open_errors[:PREVIEW_ROWS]
                     ],
+                )
+            ),
+            # Issue 16: the UI operator gets the record's story without reading the schema.
+            "explain_open_errors": dg.MetadataValue.md(
+                _md_table(
+                    ["code", "severity", "entity", "record", "message", "explain"],
+                    [list(r) for r in explain_rows],
                 )
             ),
         }
