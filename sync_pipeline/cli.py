@@ -50,8 +50,8 @@ SUMMARY_LOCK_WAIT_S = 120.0
 #: The instance configuration written into a new ``DAGSTER_HOME``: one run per tenant at a
 #: time (run queue, by partition = tenant, whoever launched the run), one step at a time in
 #: any pool a step joins (no asset joins one today: runs share the DuckDB file through
-#: short connections that wait with backoff), run retries for scheduled runs, and no
-#: telemetry (loopback only).
+#: short connections that wait with backoff), run retries for scheduled runs, no
+#: telemetry (loopback only), and no first-visit newsletter dialog in the UI (``nux``).
 DAGSTER_YAML = """\
 # Written by sync-pipeline on first use; edit freely.
 concurrency:
@@ -71,6 +71,8 @@ run_monitoring:
   enabled: true
 telemetry:
   enabled: false
+nux:
+  enabled: false
 """
 
 #: The same instance with its run, event-log and schedule storage on PostgreSQL, written when
@@ -88,6 +90,12 @@ storage:
       postgres_url:
         env: SYNC_DAGSTER_POSTGRES_URL
 """
+)
+_NUX = "nux:\n  enabled: false\n"
+#: Files earlier versions wrote (before ``nux``): still ours, so they follow the setting.
+_EARLIER_DAGSTER_YAMLS = (
+    DAGSTER_YAML.replace(_NUX, ""),
+    DAGSTER_YAML_POSTGRES.replace(_NUX, ""),
 )
 
 
@@ -110,7 +118,8 @@ def dagster_home() -> Path:
     on_postgres = bool(os.environ.get(POSTGRES_URL_ENV))
     wanted = DAGSTER_YAML_POSTGRES if on_postgres else DAGSTER_YAML
     current = config.read_text(encoding="utf-8") if config.exists() else None
-    if current is None or (current in (DAGSTER_YAML, DAGSTER_YAML_POSTGRES) and current != wanted):
+    ours = (DAGSTER_YAML, DAGSTER_YAML_POSTGRES, *_EARLIER_DAGSTER_YAMLS)
+    if current is None or (current in ours and current != wanted):
         staged = config.with_name(f".dagster.yaml.{os.getpid()}")
         staged.write_text(wanted, encoding="utf-8")
         staged.replace(config)  # atomic: a concurrent process reads the old or the new file
@@ -1212,7 +1221,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except explain.ExplainError as exc:
         raise CliError(str(exc)) from None
     if args.format == "json":
-        print(json.dumps(story, default=str, indent=2, ensure_ascii=False))
+        iso = lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)  # noqa: E731
+        print(json.dumps(story, default=iso, indent=2, ensure_ascii=False))
     else:
         # records' text is data: no control character reaches the operator's terminal
         print("\n".join(_CONTROL.sub(" ", line) for line in explain.to_text(story).split("\n")))
