@@ -203,6 +203,11 @@ def test_G10_error_log_metadata_links_each_open_error_to_its_explain_command(wor
     (row,) = [line for line in table.splitlines() if "PROJECT_MISSING_START_DATE" in line]
     assert row.endswith(f"| {command} |")
     assert "\\| \\[x\\]\\(http://evil\\)" in row.replace("\\:", ":")
+    # the numbers the UI plots over time: open errors per code, runs per outcome
+    meta = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+    assert meta["open_errors_PROJECT_MISSING_START_DATE"] == 1
+    assert meta["open_errors_MASS_CREATE_HELD"] == 0  # every code, so a line drops to 0
+    assert (meta["runs_success"], meta["runs_failed"]) == (1, 0)
     capsys.readouterr()
     assert cli.main([*command.split()[1:], "--format", "json"]) == 0  # the command as shown
     assert json.loads(capsys.readouterr().out)["open_errors"][0]["rule_id"] == "P1"
