@@ -19,7 +19,7 @@ import shlex
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -331,7 +331,8 @@ def story(conn: duckdb.DuckDBPyConnection, tenant: str, entity: str, **query: An
         f"WHERE {_MINE} ORDER BY resolved_at IS NULL DESC, last_seen_at DESC",
         mine,
     )
-    held = {e.get("held_reason") for e in events if e["kind"] == "planned"} - {None}
+    planned = [e for e in events if e["kind"] == "planned"]  # newest plan first
+    held = {e["held_reason"] for e in planned if e["run_id"] == planned[0]["run_id"]} - {None}
     if held:  # the guards' errors name the entity, not each record they hold
         errors += _rows(
             conn,
@@ -463,7 +464,9 @@ def _never_seen(conn, tables: set[str], tenant: str, entity: str, query: dict) -
 
 # -- text -------------------------------------------------------------------------------------
 def _at(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%SZ") if isinstance(value, datetime) else str(value or "")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return str(value or "")
 
 
 def to_text(s: dict) -> str:
