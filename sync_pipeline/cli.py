@@ -50,8 +50,8 @@ SUMMARY_LOCK_WAIT_S = 120.0
 #: The instance configuration written into a new ``DAGSTER_HOME``: one run per tenant at a
 #: time (run queue, by partition = tenant, whoever launched the run), one step at a time in
 #: any pool a step joins (no asset joins one today: runs share the DuckDB file through
-#: short connections that wait with backoff), run retries for scheduled runs, and no
-#: telemetry (loopback only).
+#: short connections that wait with backoff), run retries for scheduled runs, no
+#: telemetry (loopback only), and no first-visit newsletter dialog in the UI (``nux``).
 DAGSTER_YAML = """\
 # Written by sync-pipeline on first use; edit freely.
 concurrency:
@@ -71,6 +71,8 @@ run_monitoring:
   enabled: true
 telemetry:
   enabled: false
+nux:
+  enabled: false
 """
 
 #: The same instance with its run, event-log and schedule storage on PostgreSQL, written when
@@ -88,6 +90,12 @@ storage:
       postgres_url:
         env: SYNC_DAGSTER_POSTGRES_URL
 """
+)
+_NUX = "nux:\n  enabled: false\n"
+#: Files earlier versions wrote (before ``nux``): still ours, so they follow the setting.
+_EARLIER_DAGSTER_YAMLS = (
+    DAGSTER_YAML.replace(_NUX, ""),
+    DAGSTER_YAML_POSTGRES.replace(_NUX, ""),
 )
 
 
@@ -110,7 +118,8 @@ def dagster_home() -> Path:
     on_postgres = bool(os.environ.get(POSTGRES_URL_ENV))
     wanted = DAGSTER_YAML_POSTGRES if on_postgres else DAGSTER_YAML
     current = config.read_text(encoding="utf-8") if config.exists() else None
-    if current is None or (current in (DAGSTER_YAML, DAGSTER_YAML_POSTGRES) and current != wanted):
+    ours = (DAGSTER_YAML, DAGSTER_YAML_POSTGRES, *_EARLIER_DAGSTER_YAMLS)
+    if current is None or (current in ours and current != wanted):
         staged = config.with_name(f".dagster.yaml.{os.getpid()}")
         staged.write_text(wanted, encoding="utf-8")
         staged.replace(config)  # atomic: a concurrent process reads the old or the new file
@@ -1181,6 +1190,26 @@ def cmd_rebind(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Why one record is (not) synced: read-only, the file held only for a few queries."""
+    from sync_pipeline import explain
+
+    key = _selected(args, _tenants(args))[0]
+    query = {"svenn_id": args.svenn_id, "tripletex_id": args.tripletex_id, "number": args.number}
+    try:
+        with explain.read_only(duckdb_path(), LOCK_WAIT_S) as conn:
+            story = explain.story(conn, key, args.entity, **query)
+    except explain.ExplainError as exc:
+        raise CliError(str(exc)) from None
+    if args.format == "json":
+        iso = lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)  # noqa: E731
+        print(json.dumps(story, default=iso, indent=2, ensure_ascii=False))
+    else:
+        # records' text is data: no control character reaches the operator's terminal
+        print("\n".join(_CONTROL.sub(" ", line) for line in explain.to_text(story).split("\n")))
+    return EXIT_OK
+
+
 # -- entry point ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -1263,6 +1292,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tenant", metavar="KEY", required=True)
     p.add_argument("--dry-run", action="store_true", help="only report what would change")
+
+    p = command("explain", cmd_explain, "why one record is (not) synced: its story, newest first")
+    p.add_argument("--tenant", metavar="KEY", required=True)
+    p.add_argument("--entity", choices=("project", "customer", "employee"), required=True)
+    ids = p.add_mutually_exclusive_group(required=True)
+    ids.add_argument("--svenn-id", type=int)
+    ids.add_argument("--tripletex-id", type=int)
+    ids.add_argument("--number", help="the record's number (the key both systems share)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
     return parser
 
 

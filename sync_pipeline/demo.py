@@ -3,7 +3,8 @@
 Starts both sandboxes with the demo world, writes ``data/tenants.yaml`` for them,
 runs a first sync in review mode and shows its plan (G9), approves the tenant and
 syncs again so the plan is applied, prints the summary and the open errors, then
-serves the Dagster UI on 127.0.0.1:3000 until Ctrl-C, which stops everything the
+serves the Dagster UI on 127.0.0.1:3000 (``dg dev``, without the first-visit dialog) and
+prints the page of the demo tenant's error log, until Ctrl-C, which stops everything the
 demo started. ``--stop-after-sync`` ends before the UI (CI).
 
 The demo starts from a clean slate every time (the sandboxes hold no state across
@@ -120,23 +121,33 @@ def _interrupt(_signo: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def error_log_url(port: int) -> str:
+    """The UI page of the demo tenant's error log: the ``sync/errors`` asset, its partition."""
+    return f"http://127.0.0.1:{port}/assets/sync/errors?view=partitions&partition={TENANT}"
+
+
 def serve_ui(port: int) -> int:
-    """``dagster dev`` on loopback until Ctrl-C (or SIGTERM); then stops its process group."""
+    """``dg dev`` (Dagster's current command; ``dagster dev`` warns it is superseded) on
+    loopback until Ctrl-C (or SIGTERM); then stops its process group."""
     _banner(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops the demo)")
+    print(f"the error log of tenant '{TENANT}': {error_log_url(port)}", flush=True)
+    print(
+        f"why a record is not synced: sync-pipeline explain --tenant {TENANT} "
+        "--entity project --svenn-id ID",
+        flush=True,
+    )
     # Dagster's in-process runs leave their own interrupt handlers behind: restore ours.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "dagster",
+            str(Path(sys.executable).parent / "dg"),
             "dev",
             "-h",
             "127.0.0.1",
             "-p",
             str(port),
-            "-w",
+            "-w",  # the workspace file: straight to the webserver and daemon, no project scan
             str(REPO_ROOT / "workspace.yaml"),
         ],
         cwd=REPO_ROOT,

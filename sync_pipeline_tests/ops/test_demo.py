@@ -105,6 +105,14 @@ def test_demo_serves_the_ui_and_ctrl_c_stops_everything_it_started(workspace):
         with requests.Session() as http:  # the log line comes just before the socket listens
             http.mount("http://", HTTPAdapter(max_retries=Retry(connect=40, backoff_factor=0.1)))
             assert http.get(ui, timeout=10).status_code == 200
+            # issue 16: no first-visit dialog (the instance's nux setting), the error log's page
+            graphql = f"http://127.0.0.1:{ui_port}/graphql"
+            answer = http.post(graphql, json={"query": "{ shouldShowNux }"}, timeout=10)
+            assert answer.json() == {"data": {"shouldShowNux": False}}
+            page = f"http://127.0.0.1:{ui_port}/assets/sync/errors?view=partitions&partition=demo"
+            assert f"the error log of tenant 'demo': {page}\n" in seen
+            assert http.get(page, timeout=10).status_code == 200
+        assert not [line for line in seen if "superseded" in line.lower()]  # started as dg dev
         apis = [
             line.split(": ", 1)[1].strip()
             for line in seen
@@ -119,3 +127,19 @@ def test_demo_serves_the_ui_and_ctrl_c_stops_everything_it_started(workspace):
             demo.wait()
     assert demo.returncode == 0, rest[-3000:]
     assert _refuses(ui) and all(_refuses(api) for api in apis)
+
+
+def test_demo_instance_file_we_wrote_before_nux_gains_it(tmp_path, monkeypatch):
+    """Issue 16: a DAGSTER_HOME from before the nux setting is still ours, so it is rewritten
+    and the UI stops showing the first-visit dialog there too."""
+    import yaml
+
+    from sync_pipeline import cli
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(cli._EARLIER_DAGSTER_YAMLS[0])
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv(cli.POSTGRES_URL_ENV, raising=False)
+    cli.dagster_home()
+    assert yaml.safe_load((home / "dagster.yaml").read_text())["nux"] == {"enabled": False}

@@ -19,7 +19,9 @@ from sync_pipeline.assets.apply.sql import first
 from sync_pipeline.assets.lease import holding, release_at_end
 from sync_pipeline.assets.rules.plan import g9_review_sql
 from sync_pipeline.assets.rules.step import bind
+from sync_pipeline.explain import explain_commands_sql
 from sync_pipeline.markdown_text import md_table
+from sync_pipeline.model import CODES
 from sync_pipeline.partitions import FULL_EXTRACT_TAG, tenant_partitions
 from sync_pipeline.resources.http import ApiError
 from sync_pipeline.resources.storage import SyncDuckDB
@@ -29,6 +31,8 @@ PLAN_KEY = dg.AssetKey(["sync", "plan"])
 LINKS_KEY = dg.AssetKey(["sync", "links"])
 ERRORS_KEY = dg.AssetKey(["sync", "errors"])
 PREVIEW_ROWS = 20
+#: ``sync.runs.outcome`` values, plotted per tenant in the error log's metadata.
+RUN_OUTCOMES = ("success", "partial", "failed", "review", "refused")
 
 
 def _md_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -261,6 +265,13 @@ def _error_log(
                 [tenant],
             ).fetchall()
         )
+        explain_rows = conn.execute(explain_commands_sql(), [tenant, PREVIEW_ROWS]).fetchall()
+        outcomes = dict(
+            conn.execute(
+                "SELECT outcome, count(*) FROM sync.runs WHERE tenant = ? GROUP BY outcome",
+                [tenant],
+            ).fetchall()
+        )
     published, publish_error, requests = False, None, 0
     if row is not None and row[0] != "review":  # review mode writes nothing to Svenn (G9)
         svenn = config.svenn_client()
@@ -293,6 +304,21 @@ def _error_log(
                         [e["code"], e["severity"], e["entity"], e["record_label"], e["message"]]
                         for e in open_errors[:PREVIEW_ROWS]
                     ],
+                )
+            ),
+            # Issue 16: numbers the UI plots over the materialisations (the asset's Plots
+            # tab): open errors per code (every code, 0 when none, so a line drops to 0
+            # instead of ending) and the tenant's runs so far per outcome.
+            **{f"open_errors_{code}": dg.MetadataValue.int(by_code.get(code, 0)) for code in CODES},
+            **{
+                f"runs_{outcome}": dg.MetadataValue.int(outcomes.get(outcome, 0))
+                for outcome in RUN_OUTCOMES
+            },
+            # Issue 16: the UI operator gets the record's story without reading the schema.
+            "explain_open_errors": dg.MetadataValue.md(
+                _md_table(
+                    ["code", "severity", "entity", "record", "message", "explain"],
+                    [list(r) for r in explain_rows],
                 )
             ),
         }
