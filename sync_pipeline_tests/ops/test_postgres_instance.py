@@ -231,7 +231,14 @@ def test_ci_makes_the_postgres_tests_fail_instead_of_skipping(tmp_path):
     (tmp_path / "conftest.py").write_text(
         "from sync_pipeline_tests.conftest import postgres_url  # noqa: F401\n"
     )
-    env = {**os.environ, "SYNC_TEST_POSTGRES": "host=127.0.0.1 port=9 dbname=test"}
+    # the probe imports the suite's conftest from a temporary folder: the repository must be on
+    # its path (the package install carries sync_pipeline, not its tests)
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {
+        **os.environ,
+        "PYTHONPATH": path,
+        "SYNC_TEST_POSTGRES": "host=127.0.0.1 port=9 dbname=test",
+    }
     env.pop("CI", None)
 
     def outcome(require: str) -> str:
@@ -243,7 +250,7 @@ def test_ci_makes_the_postgres_tests_fail_instead_of_skipping(tmp_path):
             text=True,
             timeout=120,
         )
-        return result.stdout
+        return result.stdout + result.stderr
 
     assert "1 skipped" in outcome("")
     assert "1 error" in outcome("1")
