@@ -102,33 +102,27 @@ def recover(
         source_side = "svenn" if op.target == "tripletex" else "tripletex"
         source_id = op.svenn_id if source_side == "svenn" else op.tripletex_id
         with connect() as conn:
+
+            def settle(
+                state: str,
+                result_id: int | None,
+                note: str,
+                run: str = op.run_id,
+                seq: int = op.seq,
+            ) -> None:
+                wal.settle_earlier(conn, tenant, run, seq, state, result_id, {"recovery": note})
+
             conn.execute("BEGIN TRANSACTION")
             try:
                 if found is None:
-                    wal.settle_earlier(
-                        conn,
-                        tenant,
-                        op.run_id,
-                        op.seq,
-                        "failed",
-                        None,
-                        {"recovery": "not found by key; the rules plan it again"},
-                    )
+                    settle("failed", None, "not found by key; the rules plan it again")
                     counts["not_found"] += 1
                 elif index.is_linked(op.entity, source_side, source_id) or index.is_linked(
                     op.entity,
                     op.target,
                     found["id"],  # type: ignore[arg-type]
                 ):
-                    wal.settle_earlier(
-                        conn,
-                        tenant,
-                        op.run_id,
-                        op.seq,
-                        "done",
-                        int(found["id"]),
-                        {"recovery": "found by key; already linked"},
-                    )
+                    settle("done", int(found["id"]), "found by key; already linked")
                     counts["already_linked"] += 1
                 else:
                     ids = (
@@ -146,28 +140,16 @@ def recover(
                         base=_planned_base(conn, tenant, op, index),
                     )
                     if write_links(conn, tenant, [link]):  # G13: an id got linked meanwhile
-                        wal.settle_earlier(
-                            conn,
-                            tenant,
-                            op.run_id,
-                            op.seq,
+                        settle(
                             "skipped",
                             int(found["id"]),
-                            {"recovery": "found by key; link refused: an id is linked already"},
+                            "found by key; link refused: an id is linked already",
                         )
                         insert_findings(conn, [_refused(tenant, run_id, op, ids, found)])
                         counts["link_refused"] += 1
                     else:
                         index.add(op.entity, *ids)
-                        wal.settle_earlier(
-                            conn,
-                            tenant,
-                            op.run_id,
-                            op.seq,
-                            "done",
-                            int(found["id"]),
-                            {"recovery": "found by key and linked"},
-                        )
+                        settle("done", int(found["id"]), "found by key and linked")
                         counts["linked"] += 1
                 conn.execute("COMMIT")
             except Exception:
