@@ -1,0 +1,72 @@
+"""The small toolkit every writer of the state store uses: a transaction, staged rows, a preview.
+
+One home for the three idioms so a second storage backend (DuckLake) has one seam to meet and
+no module hand-writes BEGIN/COMMIT/ROLLBACK, ``register``/``unregister`` or markdown tables.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from sync_pipeline.markdown_text import md_table
+
+_names = itertools.count()
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Everything inside commits together or not at all (any exception rolls back, then
+    propagates). An early ``return`` inside commits."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _column(values: Sequence[Any]) -> Any:
+    """Nullable integers stay integers (pandas would make them floats, DuckDB then DOUBLE)."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return pd.array(list(values), dtype="Int64")
+    return list(values)
+
+
+@contextmanager
+def staged_rows(
+    conn: duckdb.DuckDBPyConnection, columns: Mapping[str, Sequence[Any]]
+) -> Iterator[str]:
+    """Rows from Python as a view for one set-based statement; yields the view's name.
+
+    The caller's ``INSERT INTO t (cols) SELECT … FROM <view>`` names its columns, so the
+    statement never depends on a table's column order.
+    """
+    name = f"_staged_{next(_names)}"
+    conn.register(name, pd.DataFrame({k: _column(v) for k, v in columns.items()}))
+    try:
+        yield name
+    finally:
+        conn.unregister(name)
+
+
+def preview(
+    conn: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: Sequence[Any] | Mapping[str, Any] = (),
+    *,
+    limit: int = 20,
+    width: int | None = None,
+) -> str:
+    """A query's first rows as a markdown table for the Dagster UI (cells escaped: records'
+    text is data, not markup)."""
+    cur = conn.execute(f"SELECT * FROM ({sql}) LIMIT {int(limit)}", params)
+    names = [d[0] for d in cur.description]
+    return md_table(names, cur.fetchall(), width=width, empty="_no rows_")
