@@ -600,7 +600,7 @@ def _record_failed_run(tenant: str) -> list[str]:
     """A run that failed before its apply step wrote no ``sync.runs`` row: write it now
     (outcome failed, the reason) and refresh the tenant's Parquet exports. If the database
     stays locked, the tenant's next run records it; returns that note, if any."""
-    from sync_pipeline.assets.apply import errors as errlog
+    from sync_pipeline.assets.apply import runs as errlog  # runs also has the exports
 
     try:
         with open_db() as conn:
@@ -1000,7 +1000,7 @@ def g13_keep_sql() -> str:
 
 
 def _detached_finding(tenant: str, repair_id: str, pair: dict) -> Any:
-    from sync_pipeline.assets.apply.errors import Finding
+    from sync_pipeline.assets.apply.error_log import Finding
     from sync_pipeline.model import CODES
 
     spec = CODES["LINK_DETACHED"]
@@ -1027,7 +1027,7 @@ def cmd_repair_links(args: argparse.Namespace) -> int:
     """Resolve ids held by two active links (G13): exact copies of one pair are merged into
     one link; of differing pairs the one whose keys still match on both sides stays, every
     other is detached and logged as LINK_DETACHED. Holds the tenant's lease meanwhile."""
-    from sync_pipeline.assets.apply.errors import insert_findings, merge_error_log
+    from sync_pipeline.assets.apply.error_log import insert_findings, merge_error_log
 
     tenants = _tenants(args)
     key = _selected(args, tenants)[0]

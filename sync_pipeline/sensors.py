@@ -20,7 +20,7 @@ import dagster as dg
 import duckdb
 
 from sync_pipeline import lease
-from sync_pipeline.assets.apply.errors import record_failed_runs_if_free
+from sync_pipeline.assets.apply.runs import record_failed_runs_if_free
 from sync_pipeline.jobs import sync_job
 from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.resources.storage import SyncDuckDB, migrate

@@ -11,9 +11,11 @@ import duckdb
 import pytest
 from markdown_it import MarkdownIt
 
-from sync_pipeline.assets.apply.assets import _md_table
-from sync_pipeline.assets.extract.outputs import preview_markdown
-from sync_pipeline.assets.rules.step import preview
+from sync_pipeline.assets.apply.assets import PREVIEW_WIDTH as APPLY_WIDTH
+from sync_pipeline.assets.extract.outputs import PREVIEW_WIDTH as EXTRACT_WIDTH
+from sync_pipeline.assets.rules.step import preview_md
+from sync_pipeline.markdown_text import md_table
+from sync_pipeline.resources.state import preview
 
 HOSTILE = [
     "[click](http://evil)",
@@ -43,23 +45,27 @@ def _query(conn: duckdb.DuckDBPyConnection) -> str:
     return "SELECT n, name FROM names ORDER BY n"
 
 
-@pytest.mark.parametrize("helper", ["rules.preview", "extract.preview_markdown", "apply._md_table"])
+@pytest.mark.parametrize("helper", ["rules", "extract", "apply", "apply.rows"])
 def test_G10_markdown_preview_escapes_links_images(helper):
+    """Every preview in the UI: the state store's query preview as the rule, extract and
+    apply assets call it, and the apply step's table of in-memory rows."""
     with duckdb.connect() as conn:
         sql = _query(conn)
-        if helper == "rules.preview":
-            markdown = preview(conn, sql, {}).value
-        elif helper == "extract.preview_markdown":
-            markdown = preview_markdown(conn, sql, [])
+        if helper == "rules":
+            markdown = preview_md(conn, sql, {}).value
+        elif helper == "extract":
+            markdown = preview(conn, sql, [], width=EXTRACT_WIDTH)
+        elif helper == "apply":
+            markdown = preview(conn, sql, [], width=APPLY_WIDTH)
         else:
-            markdown = _md_table(["n", "name"], conn.execute(sql).fetchall())
+            markdown = md_table(["n", "name"], conn.execute(sql).fetchall(), width=APPLY_WIDTH)
 
     rendered = _render(markdown)
 
     assert "<a " not in rendered and "<img" not in rendered, rendered
     assert rendered.count("<tr>") == 1 + len(HOSTILE), "one table row per record"
     names = _cells(rendered)[1::2]
-    width = 40 if helper == "extract.preview_markdown" else 120  # the helpers' cell widths
+    width = 40 if helper == "extract" else 120  # the helpers' cell widths
     for name, shown in zip(HOSTILE, names, strict=True):
         expected = _as_text(name)
         if len(expected) > width:

@@ -9,6 +9,14 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from sync_pipeline.assets.rules.step import COLUMNS
+from sync_pipeline.model import (
+    COMMON_STAGING_COLUMNS,
+    ENTITIES,
+    SIDES,
+    STAGING_COLUMNS,
+    staging_table,
+)
 from sync_pipeline.resources import storage
 from sync_pipeline.resources.storage import MIGRATIONS, SyncDuckDB, migrate
 
@@ -95,3 +103,40 @@ def test_a_failing_migration_is_rolled_back_and_not_recorded(tmp_path, monkeypat
         assert tables == []
     finally:
         conn.close()
+
+
+def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> dict[str, tuple[str, str]]:
+    schema, name = table.split(".")
+    rows = conn.execute(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchall()
+    return {column: (kind, nullable) for column, kind, nullable in rows}
+
+
+def test_a_database_migrated_from_scratch_has_exactly_the_staging_columns_model_declares(
+    tmp_path,
+):
+    """Migration 1 is literal SQL (a change to model.py cannot alter a shipped migration); a
+    staging column model.py declares and no migration adds, or one no longer declared, shows
+    here: the migrations and model.py must agree."""
+    db = SyncDuckDB(database=str(tmp_path / "fresh.duckdb"))
+    with db.get_connection() as migrated, duckdb.connect() as declared:
+        declared.execute("CREATE SCHEMA staging")
+        for side in SIDES:
+            for entity in ENTITIES:
+                table = staging_table(side, entity)
+                cols = {**COMMON_STAGING_COLUMNS, **STAGING_COLUMNS[entity]}
+                body = ", ".join(f"{name} {kind}" for name, kind in cols.items())
+                declared.execute(f"CREATE TABLE {table} ({body})")
+                assert _columns(migrated, table) == _columns(declared, table), table
+
+
+def test_every_rule_insert_names_exactly_the_columns_of_its_table(tmp_path):
+    """The rule steps' INSERTs name their columns (step.COLUMNS) instead of relying on the
+    DDL's column order; the names must be the table's, all of them."""
+    with SyncDuckDB(database=str(tmp_path / "fresh.duckdb")).get_connection() as conn:
+        for table, columns in COLUMNS.items():
+            assert len(set(columns)) == len(columns), table
+            assert set(columns) == set(_columns(conn, table)), table

@@ -18,13 +18,13 @@ from typing import Any
 import dagster as dg
 
 from sync_pipeline import lease
-from sync_pipeline.assets.apply.errors import Finding, insert_findings, merge_error_log, upsert_run
+from sync_pipeline.assets.apply.error_log import Finding, insert_findings, merge_error_log
+from sync_pipeline.assets.apply.runs import upsert_run
 from sync_pipeline.model import CODES
 from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.resources.storage import SyncDuckDB
 
 LEASE_KEY = dg.AssetKey(["sync", "lease"])
-LINKS_KEY = dg.AssetKey(["sync", "links"])
 
 
 def record_refusal(conn: Any, tenant: str, run_id: str, held: lease.Lease) -> None:

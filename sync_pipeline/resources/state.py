@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from sync_pipeline.markdown_text import md_table
 
@@ -42,15 +43,19 @@ def _column(values: Sequence[Any]) -> Any:
 
 @contextmanager
 def staged_rows(
-    conn: duckdb.DuckDBPyConnection, columns: Mapping[str, Sequence[Any]]
+    conn: duckdb.DuckDBPyConnection, columns: Mapping[str, Sequence[Any]] | pa.Table
 ) -> Iterator[str]:
-    """Rows from Python as a view for one set-based statement; yields the view's name.
+    """Rows from Python (columns by name, or an Arrow table as the extracts build them) as a
+    view for one set-based statement; yields the view's name.
 
     The caller's ``INSERT INTO t (cols) SELECT … FROM <view>`` names its columns, so the
     statement never depends on a table's column order.
     """
     name = f"_staged_{next(_names)}"
-    conn.register(name, pd.DataFrame({k: _column(v) for k, v in columns.items()}))
+    if isinstance(columns, pa.Table):
+        conn.register(name, columns)
+    else:
+        conn.register(name, pd.DataFrame({k: _column(v) for k, v in columns.items()}))
     try:
         yield name
     finally:

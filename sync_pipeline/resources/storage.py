@@ -4,7 +4,8 @@ Schemas: ``raw`` (API records as extracted), ``staging`` (the canonical model of
 SYNC-RULES §0), ``sync`` (links, plan, findings, conflicts, the write-ahead
 operations log, the error log and the runs). Every table carries ``tenant``.
 
-Migrations are append-only: never edit a shipped one, add the next version.
+Migrations are append-only and literal SQL: never edit a shipped one (nor generate one from
+code that may change, such as ``model.py``), add the next version.
 They run automatically, in one transaction each, whenever a connection is
 opened, and are idempotent (``sync.schema_migrations``).
 """
@@ -19,14 +20,7 @@ from pathlib import Path
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from sync_pipeline.model import (
-    COMMON_STAGING_COLUMNS,
-    ENTITIES,
-    LATER_STAGING_COLUMNS,
-    SIDES,
-    STAGING_COLUMNS,
-    staging_table,
-)
+from sync_pipeline.resources.state import transaction
 
 DEFAULT_DUCKDB_PATH = "data/sync_pipeline.duckdb"
 
@@ -37,22 +31,6 @@ def duckdb_path() -> str:
     return os.environ.get("SYNC_DUCKDB_PATH", DEFAULT_DUCKDB_PATH)
 
 
-def _staging_ddl() -> str:
-    statements = []
-    for side in SIDES:
-        for entity in ENTITIES:
-            cols = {
-                name: kind
-                for name, kind in {**COMMON_STAGING_COLUMNS, **STAGING_COLUMNS[entity]}.items()
-                if name not in LATER_STAGING_COLUMNS
-            }
-            body = ",\n  ".join(f"{name} {kind}" for name, kind in cols.items())
-            statements.append(
-                f"CREATE TABLE IF NOT EXISTS {staging_table(side, entity)} (\n  {body}\n);"
-            )
-    return "\n".join(statements)
-
-
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,
@@ -61,9 +39,105 @@ MIGRATIONS: list[tuple[int, str, str]] = [
 CREATE SCHEMA IF NOT EXISTS raw;
 CREATE SCHEMA IF NOT EXISTS staging;
 CREATE SCHEMA IF NOT EXISTS sync;
-"""
-        + _staging_ddl()
-        + """
+-- The canonical model of SYNC-RULES §0 (model.py's staging columns as shipped; later
+-- columns come from later migrations, e.g. is_offer from 13).
+CREATE TABLE IF NOT EXISTS staging.svenn_employees (
+  tenant VARCHAR NOT NULL,
+  id BIGINT NOT NULL,
+  version BIGINT,
+  modified_at TIMESTAMPTZ,
+  deleted BOOLEAN NOT NULL,
+  label VARCHAR,
+  number VARCHAR,
+  first_name VARCHAR,
+  last_name VARCHAR,
+  email VARCHAR,
+  phone VARCHAR,
+  is_active BOOLEAN,
+  user_type VARCHAR,
+  department_id BIGINT
+);
+CREATE TABLE IF NOT EXISTS staging.svenn_customers (
+  tenant VARCHAR NOT NULL,
+  id BIGINT NOT NULL,
+  version BIGINT,
+  modified_at TIMESTAMPTZ,
+  deleted BOOLEAN NOT NULL,
+  label VARCHAR,
+  number VARCHAR,
+  name VARCHAR,
+  email VARCHAR,
+  phone VARCHAR,
+  organization_number VARCHAR,
+  is_active BOOLEAN
+);
+CREATE TABLE IF NOT EXISTS staging.svenn_projects (
+  tenant VARCHAR NOT NULL,
+  id BIGINT NOT NULL,
+  version BIGINT,
+  modified_at TIMESTAMPTZ,
+  deleted BOOLEAN NOT NULL,
+  label VARCHAR,
+  number VARCHAR,
+  name VARCHAR,
+  start_date DATE,
+  end_date DATE,
+  status VARCHAR,
+  customer_id BIGINT,
+  project_manager_id BIGINT,
+  member_ids BIGINT[],
+  parent_id BIGINT,
+  is_internal BOOLEAN
+);
+CREATE TABLE IF NOT EXISTS staging.tripletex_employees (
+  tenant VARCHAR NOT NULL,
+  id BIGINT NOT NULL,
+  version BIGINT,
+  modified_at TIMESTAMPTZ,
+  deleted BOOLEAN NOT NULL,
+  label VARCHAR,
+  number VARCHAR,
+  first_name VARCHAR,
+  last_name VARCHAR,
+  email VARCHAR,
+  phone VARCHAR,
+  is_active BOOLEAN,
+  user_type VARCHAR,
+  department_id BIGINT
+);
+CREATE TABLE IF NOT EXISTS staging.tripletex_customers (
+  tenant VARCHAR NOT NULL,
+  id BIGINT NOT NULL,
+  version BIGINT,
+  modified_at TIMESTAMPTZ,
+  deleted BOOLEAN NOT NULL,
+  label VARCHAR,
+  number VARCHAR,
+  name VARCHAR,
+  email VARCHAR,
+  phone VARCHAR,
+  organization_number VARCHAR,
+  is_active BOOLEAN
+);
+CREATE TABLE IF NOT EXISTS staging.tripletex_projects (
+  tenant VARCHAR NOT NULL,
+  id BIGINT NOT NULL,
+  version BIGINT,
+  modified_at TIMESTAMPTZ,
+  deleted BOOLEAN NOT NULL,
+  label VARCHAR,
+  number VARCHAR,
+  name VARCHAR,
+  start_date DATE,
+  end_date DATE,
+  status VARCHAR,
+  customer_id BIGINT,
+  project_manager_id BIGINT,
+  member_ids BIGINT[],
+  parent_id BIGINT,
+  is_internal BOOLEAN
+);
+
 -- One row per extract of one entity from one system (G7: deletions only from complete ones).
 CREATE TABLE IF NOT EXISTS sync.extracts (
   tenant VARCHAR NOT NULL, system VARCHAR NOT NULL, entity VARCHAR NOT NULL,
@@ -370,6 +444,21 @@ ALTER TABLE staging.tripletex_projects ADD COLUMN IF NOT EXISTS is_offer BOOLEAN
 ALTER TABLE staging.svenn_projects ADD COLUMN IF NOT EXISTS is_offer BOOLEAN;
 """,
     ),
+    (
+        14,
+        "G9: the plan step's review decision, recorded with the plan",
+        """
+-- One row per run's plan: whether the rules decided review mode (G9: a review tenant
+-- without an operator's go-live only plans). Written with sync.plan in one transaction;
+-- the apply step reads it instead of deciding again, so sync.plan and this row are the
+-- whole contract between the rules and apply (an empty plan is still a decision).
+CREATE TABLE IF NOT EXISTS sync.plan_runs (
+  tenant VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
+  review BOOLEAN NOT NULL,
+  planned_at TIMESTAMPTZ NOT NULL
+);
+""",
+    ),
 ]
 
 
@@ -385,16 +474,11 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
     for version, name, sql in MIGRATIONS:
         if version in done:
             continue
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             conn.execute(sql)
             conn.execute(
                 "INSERT INTO sync.schema_migrations (version, name) VALUES (?, ?)", [version, name]
             )
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
         applied.append(version)
     return applied
 
@@ -405,7 +489,7 @@ class SyncDuckDB(DuckDBResource):
     Connections are opened per unit of work and closed at once, so runs of other
     tenants get the file between them (DuckDB allows one process to hold the file; any
     other process that opens it, even read-only, blocks the writers: analysts read the
-    Parquet exports of ``assets/apply/errors.py`` instead).
+    Parquet exports of ``assets/apply/exports.py`` instead).
     """
 
     @contextmanager

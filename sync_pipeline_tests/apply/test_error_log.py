@@ -5,7 +5,10 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from sync_pipeline.assets.apply import errors as errlog
+from sync_pipeline.assets.apply.error_log import Finding, insert_findings, merge_error_log
+from sync_pipeline.assets.apply.exports import export_parquet
+from sync_pipeline.assets.apply.publish import publish_open_errors
+from sync_pipeline.assets.apply.runs import upsert_run
 from sync_pipeline.model import CODES
 from sync_pipeline.resources.storage import SyncDuckDB
 
@@ -17,9 +20,9 @@ def db(tmp_path) -> SyncDuckDB:
     return SyncDuckDB(database=str(tmp_path / "state.duckdb"))
 
 
-def _finding(run_id: str, code: str, svenn_id: int, tenant: str = TENANT) -> errlog.Finding:
+def _finding(run_id: str, code: str, svenn_id: int, tenant: str = TENANT) -> Finding:
     spec = CODES[code]
-    return errlog.Finding(
+    return Finding(
         tenant, run_id, "project", "svenn", svenn_id, None, f"{svenn_id} Prosjekt",
         code, spec.severity, spec.rule_id, spec.message, {"rule_id": spec.rule_id},
     )  # fmt: skip
@@ -27,8 +30,8 @@ def _finding(run_id: str, code: str, svenn_id: int, tenant: str = TENANT) -> err
 
 def _run(db: SyncDuckDB, run_id: str, findings: list, *, complete: bool = True):
     with db.get_connection() as conn:
-        errlog.insert_findings(conn, findings)
-        return errlog.merge_error_log(conn, TENANT, run_id, complete=complete)
+        insert_findings(conn, findings)
+        return merge_error_log(conn, TENANT, run_id, complete=complete)
 
 
 def _errors(db: SyncDuckDB) -> list[tuple]:
@@ -70,8 +73,8 @@ def test_G10_a_run_that_could_not_check_everything_resolves_nothing(db):
 
 def test_G10_tenants_never_touch_each_others_errors(db):
     with db.get_connection() as conn:
-        errlog.insert_findings(conn, [_finding("o1", "PROJECT_MISSING_START_DATE", 1, "other")])
-        errlog.merge_error_log(conn, "other", "o1", complete=True)
+        insert_findings(conn, [_finding("o1", "PROJECT_MISSING_START_DATE", 1, "other")])
+        merge_error_log(conn, "other", "o1", complete=True)
     _run(db, "r1", [])
     assert [(row[0], row[5]) for row in _errors(db)] == [("other", None)]
 
@@ -80,8 +83,8 @@ def test_G10_open_errors_and_runs_are_exported_as_parquet(db, tmp_path):
     _run(db, "r1", [_finding("r1", "PROJECT_MISSING_START_DATE", 1), _finding("r1", "PROJECT_INVALID_NUMBER", 2)])  # fmt: skip
     _run(db, "r2", [_finding("r2", "PROJECT_MISSING_START_DATE", 1)])
     with db.get_connection() as conn:
-        errlog.upsert_run(conn, TENANT, "r2", outcome="success", counts={"planned": {}})
-        paths = errlog.export_parquet(conn, TENANT, tmp_path / "exports")
+        upsert_run(conn, TENANT, "r2", outcome="success", counts={"planned": {}})
+        paths = export_parquet(conn, TENANT, tmp_path / "exports")
 
     open_errors = duckdb.sql(
         f"SELECT code, tenant FROM read_parquet('{tmp_path}/exports/open_errors/*/*.parquet', "
@@ -99,7 +102,7 @@ def test_G10_open_errors_are_published_to_svenn_only_when_they_changed(db, svenn
     svenn = SvennClient(base_url=svenn_sandbox.base_url, api_key=key)
     _run(db, "r1", [_finding("r1", "PROJECT_MISSING_START_DATE", 1), _finding("r1", "PROJECT_INVALID_NUMBER", 2)])  # fmt: skip
 
-    published, _ = errlog.publish_open_errors(db.get_connection, TENANT, "r1", svenn)
+    published, _ = publish_open_errors(db.get_connection, TENANT, "r1", svenn)
     assert published
     shown = svenn.get_errors()
     assert sorted(e["code"] for e in shown) == [
@@ -110,13 +113,13 @@ def test_G10_open_errors_are_published_to_svenn_only_when_they_changed(db, svenn
 
     _run(db, "r2", [_finding("r2", "PROJECT_MISSING_START_DATE", 1), _finding("r2", "PROJECT_INVALID_NUMBER", 2)])  # fmt: skip
     puts = svenn_sandbox.stats(key)["requests"].get("PUT /api/v1/integrations/tripletex/errors")
-    assert errlog.publish_open_errors(db.get_connection, TENANT, "r2", svenn)[0] is False
+    assert publish_open_errors(db.get_connection, TENANT, "r2", svenn)[0] is False
     assert (
         svenn_sandbox.stats(key)["requests"].get("PUT /api/v1/integrations/tripletex/errors")
         == puts
     )
 
     _run(db, "r3", [_finding("r3", "PROJECT_MISSING_START_DATE", 1)])
-    assert errlog.publish_open_errors(db.get_connection, TENANT, "r3", svenn)[0] is True
+    assert publish_open_errors(db.get_connection, TENANT, "r3", svenn)[0] is True
     assert [e["code"] for e in svenn.get_errors()] == ["PROJECT_MISSING_START_DATE"]
     svenn.close()

@@ -12,32 +12,52 @@ from typing import Any
 
 import dagster as dg
 
-from sync_pipeline.assets.apply import errors as errlog
+from sync_pipeline.assets.apply.error_log import merge_error_log
 from sync_pipeline.assets.apply.executor import ApplyReport, PlanExecutor, load_plan
+from sync_pipeline.assets.apply.exports import export_dir, export_parquet
+from sync_pipeline.assets.apply.publish import open_errors_for_svenn, publish_open_errors
 from sync_pipeline.assets.apply.recovery import recover
+from sync_pipeline.assets.apply.runs import (
+    extract_requests,
+    record_failed_runs,
+    run_counts,
+    upsert_run,
+)
 from sync_pipeline.assets.apply.sql import first
+from sync_pipeline.assets.keys import ERRORS_KEY, LINKS_KEY, PLAN_KEY
 from sync_pipeline.assets.lease import holding, release_at_end
-from sync_pipeline.assets.rules.plan import g9_review_sql
-from sync_pipeline.assets.rules.step import bind
 from sync_pipeline.explain import explain_commands_sql
 from sync_pipeline.markdown_text import md_table
 from sync_pipeline.model import CODES
 from sync_pipeline.partitions import FULL_EXTRACT_TAG, tenant_partitions
 from sync_pipeline.resources.http import ApiError
+from sync_pipeline.resources.state import preview
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline.tenants import TenantsResource
 
-PLAN_KEY = dg.AssetKey(["sync", "plan"])
-LINKS_KEY = dg.AssetKey(["sync", "links"])
-ERRORS_KEY = dg.AssetKey(["sync", "errors"])
+__all__ = ["ERRORS_KEY", "LINKS_KEY", "applied_links", "error_log"]
+
 PREVIEW_ROWS = 20
+#: Cell width of the previews in the UI (records' text is escaped there: data, not markup).
+PREVIEW_WIDTH = 120
 #: ``sync.runs.outcome`` values, plotted per tenant in the error log's metadata.
 RUN_OUTCOMES = ("success", "partial", "failed", "review", "refused")
 
 
-def _md_table(header: list[str], rows: list[list[Any]]) -> str:
-    """Preview rows for the UI; records' text is escaped (data, not markup)."""
-    return md_table(header, rows, width=120, empty="_none_")
+def plan_review(conn: Any, tenant: str, run_id: str) -> bool:
+    """The plan step's G9 decision for this run (``sync.plan_runs``). A run without one has
+    no plan of its own to carry out: it fails rather than write on a guess."""
+    row = first(
+        conn.execute(
+            "SELECT review FROM sync.plan_runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
+        )
+    )
+    if row is None:
+        raise dg.Failure(
+            description=f"No plan of run {run_id} for tenant {tenant}: sync/links carries out "
+            "the sync/plan of its own run, so materialize both together."
+        )
+    return bool(row[0])
 
 
 def outcome_of(report: ApplyReport) -> str:
@@ -76,20 +96,14 @@ def _apply(
     started = time.monotonic()
     with duckdb.get_connection() as conn:
         rows = load_plan(conn, tenant, [run_id])
-        planned_total, held_for_review = first(
+        planned_total = first(
             conn.execute(
-                "SELECT count(*), count(*) FILTER (WHERE held_reason = 'review') FROM sync.plan "
-                "WHERE tenant = ? AND run_id = ?",
-                [tenant, run_id],
+                "SELECT count(*) FROM sync.plan WHERE tenant = ? AND run_id = ?", [tenant, run_id]
             )
-        )
-        sql = g9_review_sql()
-        in_review = bool(
-            first(conn.execute(sql, bind(sql, {"tenant": tenant, "mode": config.mode})))[0]
-        )
-    # G9 is decided by the rules (review mode until an operator's go-live): apply what
-    # they marked to apply, nothing else. An empty plan of an approved tenant is a live run.
-    review = held_for_review > 0 or (in_review and not rows)
+        )[0]
+        review = plan_review(conn, tenant, run_id)
+    # G9 is decided by the rules (review mode until an operator's go-live) and recorded with
+    # the plan: apply what they marked to apply, nothing else.
     report = ApplyReport()
     recovered: dict[str, int] = {}
     tripletex = config.tripletex_client()
@@ -122,17 +136,17 @@ def _apply(
     outcome = "review" if review else outcome_of(report)
     duration = time.monotonic() - started
     with duckdb.get_connection() as conn:
-        extract = errlog.extract_requests(conn, tenant, run_id)
+        extract = extract_requests(conn, tenant, run_id)
         if not review:
             consume_delete_releases(conn, tenant, run_id)
-        errlog.upsert_run(
+        upsert_run(
             conn,
             tenant,
             run_id,
             mode="review" if review else "active",
             full_extract=context.run.tags.get(FULL_EXTRACT_TAG) == "true",
             outcome=outcome,
-            counts=errlog.run_counts(conn, tenant, run_id),
+            counts=run_counts(conn, tenant, run_id),
             requests={
                 system: {"extract": extract.get(system, 0), "apply": requests[system]}
                 for system in ("tripletex", "svenn")
@@ -159,12 +173,14 @@ def _apply(
         "requests_svenn": dg.MetadataValue.int(requests["svenn"]),
         "duration_s": dg.MetadataValue.float(round(duration, 3)),
         "first_errors": dg.MetadataValue.md(
-            _md_table(
+            md_table(
                 ["code", "entity", "record", "message"],
                 [
                     [f.code, f.entity, f.record_label, f.message]
                     for f in report.findings[:PREVIEW_ROWS]
                 ],
+                width=PREVIEW_WIDTH,
+                empty="_none_",
             )
         ),
     }
@@ -198,14 +214,14 @@ def finish_error_log(
 ) -> tuple[int, int, list]:
     """Merge the run's findings, close the runs row and write the Parquet exports."""
     with duckdb.get_connection() as conn:
-        opened, resolved = errlog.merge_error_log(conn, tenant, run_id, complete=complete)
-        errlog.upsert_run(conn, tenant, run_id, errors_opened=opened, errors_resolved=resolved)
+        opened, resolved = merge_error_log(conn, tenant, run_id, complete=complete)
+        upsert_run(conn, tenant, run_id, errors_opened=opened, errors_resolved=resolved)
         conn.execute(
             "UPDATE sync.runs SET finished_at = now(), duration_s = "
             "epoch(now()) - epoch(started_at) WHERE tenant = ? AND run_id = ?",
             [tenant, run_id],
         )
-        paths = errlog.export_parquet(conn, tenant, errlog.export_dir())
+        paths = export_parquet(conn, tenant, export_dir())
     return opened, resolved, paths
 
 
@@ -241,7 +257,7 @@ def _error_log(
     config = tenants.get(tenant)
     with duckdb.get_connection() as conn:
         # Earlier runs of the tenant that failed before writing their row (G10: every run).
-        failed_runs = errlog.record_failed_runs(conn, context.instance, tenant)
+        failed_runs = record_failed_runs(conn, context.instance, tenant)
         row = first(
             conn.execute(
                 "SELECT outcome FROM sync.runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
@@ -257,7 +273,7 @@ def _error_log(
     complete = row is not None and row[0] != "failed" and unavailable == 0
     opened, resolved, paths = finish_error_log(duckdb, tenant, run_id, complete=complete)
     with duckdb.get_connection() as conn:
-        open_errors = errlog.open_errors_for_svenn(conn, tenant)
+        open_errors = open_errors_for_svenn(conn, tenant)
         by_code = dict(
             conn.execute(
                 "SELECT code, count(*) FROM sync.errors WHERE tenant = ? AND resolved_at IS NULL "
@@ -265,7 +281,14 @@ def _error_log(
                 [tenant],
             ).fetchall()
         )
-        explain_rows = conn.execute(explain_commands_sql(), [tenant, PREVIEW_ROWS]).fetchall()
+        explain_md = preview(
+            conn,
+            "SELECT code, severity, entity, record_label AS record, message, command AS explain "
+            f"FROM ({explain_commands_sql()})",
+            [tenant, PREVIEW_ROWS],
+            limit=PREVIEW_ROWS,
+            width=PREVIEW_WIDTH,
+        )
         outcomes = dict(
             conn.execute(
                 "SELECT outcome, count(*) FROM sync.runs WHERE tenant = ? GROUP BY outcome",
@@ -276,7 +299,7 @@ def _error_log(
     if row is not None and row[0] != "review":  # review mode writes nothing to Svenn (G9)
         svenn = config.svenn_client()
         try:
-            published, open_errors = errlog.publish_open_errors(
+            published, open_errors = publish_open_errors(
                 duckdb.get_connection, tenant, run_id, svenn
             )
         except ApiError as err:
@@ -298,12 +321,14 @@ def _error_log(
             "exports": dg.MetadataValue.json([str(p) for p in paths]),
             "failed_runs_recorded": dg.MetadataValue.int(failed_runs),
             "open_errors": dg.MetadataValue.md(
-                _md_table(
+                md_table(
                     ["code", "severity", "entity", "record", "message"],
                     [
                         [e["code"], e["severity"], e["entity"], e["record_label"], e["message"]]
                         for e in open_errors[:PREVIEW_ROWS]
                     ],
+                    width=PREVIEW_WIDTH,
+                    empty="_none_",
                 )
             ),
             # Issue 16: numbers the UI plots over the materialisations (the asset's Plots
@@ -315,11 +340,6 @@ def _error_log(
                 for outcome in RUN_OUTCOMES
             },
             # Issue 16: the UI operator gets the record's story without reading the schema.
-            "explain_open_errors": dg.MetadataValue.md(
-                _md_table(
-                    ["code", "severity", "entity", "record", "message", "explain"],
-                    [list(r) for r in explain_rows],
-                )
-            ),
+            "explain_open_errors": dg.MetadataValue.md(explain_md),
         }
     )

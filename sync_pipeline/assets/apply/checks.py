@@ -8,8 +8,8 @@ import os
 import dagster as dg
 import duckdb as duckdb_module
 
-from sync_pipeline.assets.apply.assets import ERRORS_KEY, LINKS_KEY
 from sync_pipeline.assets.apply.sql import first
+from sync_pipeline.assets.keys import ERRORS_KEY, LINKS_KEY
 from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.resources.storage import SyncDuckDB
 

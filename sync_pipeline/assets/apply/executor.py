@@ -38,7 +38,7 @@ from typing import Any
 import duckdb
 
 from sync_pipeline.assets.apply import wal
-from sync_pipeline.assets.apply.errors import Finding, insert_findings
+from sync_pipeline.assets.apply.error_log import Finding, insert_findings
 from sync_pipeline.assets.apply.links import (
     LinkIndex,
     LinkWrite,

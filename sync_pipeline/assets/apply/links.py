@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import pandas as pd
 
 from sync_pipeline.assets.apply.sql import first
 from sync_pipeline.model import Side
+from sync_pipeline.resources.state import staged_rows
 
 
 class UnresolvedRefError(LookupError):
@@ -126,18 +126,19 @@ def _json(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def g13_refused_inserts_sql() -> str:
-    """G13: the new links whose Svenn or Tripletex id already has an active link of the
-    entity (in the store or earlier in the same batch). DuckDB has no partial unique index,
-    so the insert is guarded by this query inside the caller's transaction."""
-    return """
-    SELECT i._i FROM _link_inserts AS i
+def g13_refused_inserts_sql(inserts: str) -> str:
+    """G13: the new links (rows of the view ``inserts``) whose Svenn or Tripletex id already
+    has an active link of the entity (in the store or earlier in the same batch). DuckDB has
+    no partial unique index, so the insert is guarded by this query inside the caller's
+    transaction."""
+    return f"""
+    SELECT i._i FROM {inserts} AS i
     WHERE EXISTS (
         SELECT 1 FROM sync.links AS l
         WHERE l.tenant = $tenant AND l.entity = i.entity AND l.state = 'active'
           AND (l.svenn_id = i.svenn_id OR l.tripletex_id = i.tripletex_id))
        OR EXISTS (
-        SELECT 1 FROM _link_inserts AS o
+        SELECT 1 FROM {inserts} AS o
         WHERE o._i < i._i AND o.entity = i.entity
           AND (o.svenn_id = i.svenn_id OR o.tripletex_id = i.tripletex_id))
     """
@@ -154,37 +155,35 @@ def write_links(
     inserts = [w for w in writes if w.action == "insert"]
     refused: list[LinkWrite] = []
     if inserts:
-        frame = pd.DataFrame(
-            {
-                "_i": list(range(len(inserts))),
-                "entity": [w.entity for w in inserts],
-                "svenn_id": pd.array([w.svenn_id for w in inserts], dtype="Int64"),
-                "tripletex_id": pd.array([w.tripletex_id for w in inserts], dtype="Int64"),
-                "key": [w.key for w in inserts],
-                "origin": [w.origin for w in inserts],
-                "base": [_json(w.base) for w in inserts],
-                "tv": pd.array([w.tripletex_version for w in inserts], dtype="Int64"),
-                "sv": pd.array([w.svenn_version for w in inserts], dtype="Int64"),
-            }
-        )
-        conn.register("_link_inserts", frame)
-        try:
-            rows = conn.execute(
-                f"SELECT _i FROM ({g13_refused_inserts_sql()}) ORDER BY _i", {"tenant": tenant}
-            ).fetchall()
-            refused_ix = [int(r[0]) for r in rows]
+        rows = {
+            "_i": list(range(len(inserts))),
+            "entity": [w.entity for w in inserts],
+            "svenn_id": [w.svenn_id for w in inserts],
+            "tripletex_id": [w.tripletex_id for w in inserts],
+            "key": [w.key for w in inserts],
+            "origin": [w.origin for w in inserts],
+            "base": [_json(w.base) for w in inserts],
+            "tv": [w.tripletex_version for w in inserts],
+            "sv": [w.svenn_version for w in inserts],
+        }
+        with staged_rows(conn, rows) as staged:
+            refused_ix = [
+                int(r[0])
+                for r in conn.execute(
+                    f"SELECT _i FROM ({g13_refused_inserts_sql(staged)}) ORDER BY _i",
+                    {"tenant": tenant},
+                ).fetchall()
+            ]
             refused = [inserts[i] for i in refused_ix]
             conn.execute(
                 "INSERT INTO sync.links (tenant, entity, svenn_id, tripletex_id, key, origin, "
                 "state, base, tripletex_version, svenn_version, linked_at, last_synced_at) "
                 "SELECT ?, entity, svenn_id, tripletex_id, key, origin, 'active', "
                 "CAST(base AS JSON), tv, sv, now(), "
-                "CASE WHEN base IS NULL THEN NULL ELSE now() END FROM _link_inserts "
+                f"CASE WHEN base IS NULL THEN NULL ELSE now() END FROM {staged} "
                 "WHERE NOT list_contains(?, _i)",
                 [tenant, refused_ix],
             )
-        finally:
-            conn.unregister("_link_inserts")
     for w in writes:
         where = (
             "tenant = ? AND entity = ? AND state = 'active' AND svenn_id = ? AND tripletex_id = ?"
@@ -225,7 +224,8 @@ def write_links(
                 "AND (svenn_id = ? OR tripletex_id = ?)"
             )
             conn.execute(
-                "INSERT INTO sync.link_detachments SELECT tenant, entity, svenn_id, "
+                "INSERT INTO sync.link_detachments (tenant, entity, svenn_id, tripletex_id, "
+                "rule_id, reason, run_id, detached_at) SELECT tenant, entity, svenn_id, "
                 f"tripletex_id, ?, ?, ?, now() FROM sync.links WHERE {active}",
                 [w.rule_id, w.reason, w.run_id, *ids],
             )

@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from sync_pipeline.assets.apply import wal
-from sync_pipeline.assets.apply.errors import Finding, insert_findings
+from sync_pipeline.assets.apply.error_log import Finding, insert_findings
 from sync_pipeline.assets.apply.executor import KEY_FIELD, Connect, find_tripletex
 from sync_pipeline.assets.apply.links import (
     LinkIndex,

@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
-import pandas as pd
+
+from sync_pipeline.resources.state import staged_rows
 
 STATES = ("intent", "done", "failed", "skipped")
 
@@ -50,31 +51,26 @@ def record_intents(
     """Commit the intents of one batch (one statement, the caller's transaction)."""
     if not intents:
         return
-    frame = pd.DataFrame(
-        {
-            "seq": [i.seq for i in intents],
-            "entity": [i.entity for i in intents],
-            "target": [i.target for i in intents],
-            "operation": [i.operation for i in intents],
-            "svenn_id": pd.array([i.svenn_id for i in intents], dtype="Int64"),
-            "tripletex_id": pd.array([i.tripletex_id for i in intents], dtype="Int64"),
-            "key": [i.key for i in intents],
-            "idem": [i.idempotency_key for i in intents],
-            "payload": [_dumps(i.payload) for i in intents],
-        }
-    )
-    conn.register("_wal_intents", frame)
-    try:
+    rows = {
+        "seq": [i.seq for i in intents],
+        "entity": [i.entity for i in intents],
+        "target": [i.target for i in intents],
+        "operation": [i.operation for i in intents],
+        "svenn_id": [i.svenn_id for i in intents],
+        "tripletex_id": [i.tripletex_id for i in intents],
+        "key": [i.key for i in intents],
+        "idem": [i.idempotency_key for i in intents],
+        "payload": [_dumps(i.payload) for i in intents],
+    }
+    with staged_rows(conn, rows) as staged:
         conn.execute(
             "INSERT INTO sync.operations (tenant, run_id, seq, entity, target, operation, "
             "svenn_id, tripletex_id, key, idempotency_key, state, result_id, error, "
             "started_at, finished_at, payload) "
             "SELECT ?, ?, seq, entity, target, operation, svenn_id, tripletex_id, key, idem, "
-            "'intent', NULL, NULL, now(), NULL, CAST(payload AS JSON) FROM _wal_intents",
+            f"'intent', NULL, NULL, now(), NULL, CAST(payload AS JSON) FROM {staged}",
             [tenant, run_id],
         )
-    finally:
-        conn.unregister("_wal_intents")
 
 
 def record_outcomes(
@@ -83,24 +79,19 @@ def record_outcomes(
     """Settle intents (or record rows that never got one, e.g. skipped) in one statement."""
     if not outcomes:
         return
-    frame = pd.DataFrame(
-        {
-            "seq": [o.seq for o in outcomes],
-            "state": [o.state for o in outcomes],
-            "result_id": pd.array([o.result_id for o in outcomes], dtype="Int64"),
-            "error": [_dumps(o.error) for o in outcomes],
-        }
-    )
-    conn.register("_wal_outcomes", frame)
-    try:
+    rows = {
+        "seq": [o.seq for o in outcomes],
+        "state": [o.state for o in outcomes],
+        "result_id": [o.result_id for o in outcomes],
+        "error": [_dumps(o.error) for o in outcomes],
+    }
+    with staged_rows(conn, rows) as staged:
         conn.execute(
             "UPDATE sync.operations AS o SET state = f.state, result_id = f.result_id, "
-            "error = CAST(f.error AS JSON), finished_at = now() FROM _wal_outcomes AS f "
+            f"error = CAST(f.error AS JSON), finished_at = now() FROM {staged} AS f "
             "WHERE o.tenant = ? AND o.run_id = ? AND o.seq = f.seq",
             [tenant, run_id],
         )
-    finally:
-        conn.unregister("_wal_outcomes")
 
 
 def record_without_intent(

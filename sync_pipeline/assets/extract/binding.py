@@ -18,10 +18,13 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from sync_pipeline.assets.apply import errors as errlog
+from sync_pipeline.assets.apply.error_log import Finding, insert_findings, merge_error_log
+from sync_pipeline.assets.apply.exports import export_dir, export_parquet
+from sync_pipeline.assets.apply.runs import upsert_run
 from sync_pipeline.assets.lease import LEASE_KEY
 from sync_pipeline.model import CODES
 from sync_pipeline.partitions import FULL_EXTRACT_TAG, tenant_partitions
+from sync_pipeline.resources.state import transaction
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline.tenants import TenantConfig, TenantsResource
 
@@ -119,6 +122,7 @@ def g11_bind_sql() -> str:
     """Record a binding; the write itself refuses a company another tenant is bound to."""
     return """
     INSERT INTO sync.tenant_bindings
+      (tenant, svenn_company_id, tripletex_company_id, bound_at, bound_by, how, replaced_at)
     SELECT $tenant, $svenn, $tripletex, now(), $by, $how, NULL
     WHERE NOT EXISTS (
       SELECT 1 FROM sync.tenant_bindings WHERE replaced_at IS NULL AND tenant <> $tenant
@@ -158,16 +162,11 @@ def check_and_bind(
 ) -> tuple[BindingCheck, bool]:
     """Check the binding and record it when the tenant has none yet, in one transaction;
     returns the check and whether a binding was recorded now."""
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         check = check_binding(conn, tenant, ids)
         new = not check.problems and not _has_row(conn, tenant)
         if new:
             _insert(conn, tenant, ids, by, how)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
     return check, new
 
 
@@ -177,11 +176,9 @@ def rebind(
     """An operator's rebinding: the current companies replace the tenant's binding and its
     open TENANT_BINDING_CHANGED errors are resolved. Refused (nothing changed) when another
     tenant is bound to either company; returns the check and the errors resolved."""
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         check = check_binding(conn, tenant, ids)
-        if check.taken:
-            conn.execute("ROLLBACK")
+        if check.taken:  # nothing written: the commit changes nothing
             return check, 0
         conn.execute(
             "UPDATE sync.tenant_bindings SET replaced_at = now() "
@@ -194,10 +191,6 @@ def rebind(
             "WHERE tenant = ? AND code = ? AND resolved_at IS NULL",
             [tenant, CODE],
         ).fetchone()
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
     return check, int(resolved)
 
 
@@ -221,7 +214,7 @@ def record_refusal(
         for s in _SYSTEM
         if s in check.changed or check.taken_by[s]
     )
-    finding = errlog.Finding(
+    finding = Finding(
         tenant=tenant,
         run_id=run_id,
         entity=None,
@@ -242,9 +235,9 @@ def record_refusal(
         },
     )
     with duckdb_resource.get_connection() as conn:
-        errlog.insert_findings(conn, [finding])
-        opened, _ = errlog.merge_error_log(conn, tenant, run_id, complete=False)
-        errlog.upsert_run(
+        insert_findings(conn, [finding])
+        opened, _ = merge_error_log(conn, tenant, run_id, complete=False)
+        upsert_run(
             conn,
             tenant,
             run_id,
@@ -261,7 +254,7 @@ def record_refusal(
             "epoch(now()) - epoch(started_at) WHERE tenant = ? AND run_id = ?",
             [tenant, run_id],
         )
-        errlog.export_parquet(conn, tenant, errlog.export_dir())
+        export_parquet(conn, tenant, export_dir())
 
 
 @dg.asset(

@@ -18,15 +18,17 @@ from pydantic import Field
 from sync_pipeline.assets.extract.binding import BINDING_KEY
 from sync_pipeline.assets.extract.snapshot import ExtractRecord, record_failed_extract
 from sync_pipeline.assets.lease import LEASE_KEY, holding
-from sync_pipeline.markdown_text import md_table
 from sync_pipeline.model import ENTITIES, PLURAL, Entity, Side, raw_table, staging_table
 from sync_pipeline.partitions import FULL_EXTRACT_TAG
 from sync_pipeline.resources.http import ApiError
+from sync_pipeline.resources.state import preview
 from sync_pipeline.tenants import TenantConfigError
 
 GROUP = "extract"
 OWNERS = ["team:sync"]
 PREVIEW_ROWS = 5
+#: Cell width of the previews (raw and staging rows are wide: many short cells).
+PREVIEW_WIDTH = 40
 
 _SYSTEM_NAME = {"svenn": "Svenn", "tripletex": "Tripletex"}
 
@@ -116,13 +118,6 @@ def timed() -> Iterator[dict[str, float]]:
         box["seconds"] = time.monotonic() - box["start"]
 
 
-def preview_markdown(conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> str:
-    """The first rows of a query as a markdown table (cells escaped: records' text is data)."""
-    cursor = conn.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return md_table(names, cursor.fetchmany(PREVIEW_ROWS), width=40, empty="_no rows_")
-
-
 def results(
     context: dg.AssetExecutionContext,
     conn: duckdb.DuckDBPyConnection,
@@ -152,8 +147,12 @@ def results(
                 **common,
                 "dagster/row_count": raw_rows,
                 "preview": dg.MetadataValue.md(
-                    preview_markdown(
-                        conn, f"SELECT {cols} FROM {raw} WHERE tenant = ? ORDER BY id", [tenant]
+                    preview(
+                        conn,
+                        f"SELECT {cols} FROM {raw} WHERE tenant = ? ORDER BY id",
+                        [tenant],
+                        limit=PREVIEW_ROWS,
+                        width=PREVIEW_WIDTH,
                     )
                 ),
             },
@@ -167,8 +166,12 @@ def results(
                 "deleted_rows": deleted,
                 "inactive_rows": inactive,
                 "preview": dg.MetadataValue.md(
-                    preview_markdown(
-                        conn, f"SELECT * FROM {staging} WHERE tenant = ? ORDER BY id", [tenant]
+                    preview(
+                        conn,
+                        f"SELECT * FROM {staging} WHERE tenant = ? ORDER BY id",
+                        [tenant],
+                        limit=PREVIEW_ROWS,
+                        width=PREVIEW_WIDTH,
                     )
                 ),
             },

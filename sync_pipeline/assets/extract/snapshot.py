@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from sync_pipeline.assets.extract.tables import raw_insert_sql, staging_rebuild_sql
 from sync_pipeline.model import Entity, Side, raw_table, staging_table
+from sync_pipeline.resources.state import staged_rows, transaction
 
 #: A full extract is forced when the last one is older than this, whatever the schedule.
 FULL_EXTRACT_MAX_AGE = timedelta(hours=24)
@@ -137,35 +138,34 @@ def write_snapshot(
     """
     side, entity, tenant = rec.side, rec.entity, rec.tenant
     raw = raw_table(side, entity)
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        conn.register("extract_new_rows", new_rows)
+    with staged_rows(conn, new_rows) as staged, transaction(conn):
         if replace == "all":
             conn.execute(f"DELETE FROM {raw} WHERE tenant = ?", [tenant])
         elif replace == "ids":
             conn.execute(
                 f"DELETE FROM {raw} WHERE tenant = ? AND id IN "
-                "(SELECT TRY_CAST(raw_json::JSON->>'$.id' AS BIGINT) FROM extract_new_rows)",
+                f"(SELECT TRY_CAST(raw_json::JSON->>'$.id' AS BIGINT) FROM {staged})",
                 [tenant],
             )
         elif replace == "pages":
-            kept = pa.table(
+            pages = keep_pages or []
+            kept = pa.table(  # typed: the list may be empty
                 {
-                    "listing": [p[0] for p in keep_pages or []],
-                    "page": pa.array([p[1] for p in keep_pages or []], pa.int32()),
+                    "listing": pa.array([p[0] for p in pages], pa.string()),
+                    "page": pa.array([p[1] for p in pages], pa.int32()),
                 }
             )
-            conn.register("extract_kept_pages", kept)
-            conn.execute(
-                f"DELETE FROM {raw} AS r WHERE tenant = ? AND NOT EXISTS "
-                "(SELECT 1 FROM extract_kept_pages k WHERE k.listing = r.listing "
-                "AND k.page = r.page)",
-                [tenant],
-            )
+            with staged_rows(conn, kept) as kept_pages:
+                conn.execute(
+                    f"DELETE FROM {raw} AS r WHERE tenant = ? AND NOT EXISTS "
+                    f"(SELECT 1 FROM {kept_pages} k WHERE k.listing = r.listing "
+                    "AND k.page = r.page)",
+                    [tenant],
+                )
         else:
             raise ValueError(f"unknown replace mode {replace!r}")
         conn.execute(
-            raw_insert_sql(side, entity, "extract_new_rows"),
+            raw_insert_sql(side, entity, staged),
             {"tenant": tenant, "extracted_at": datetime.now(UTC)},
         )
         conn.execute(f"DELETE FROM {staging_table(side, entity)} WHERE tenant = ?", [tenant])
@@ -174,12 +174,6 @@ def write_snapshot(
             f"SELECT count(*) FROM {staging_table(side, entity)} WHERE tenant = ?", [tenant]
         ).fetchone()
         conn.execute(_EXTRACT_INSERT, _extract_params(rec, True, row_count))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    finally:
-        conn.unregister("extract_new_rows")
     return row_count
 
 

@@ -8,11 +8,10 @@ base as sent: an omitted reference (P11) or a defaulted project manager (P10) is
 base records, so the next run does not mistake it for an edit.
 """
 
-import time
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
-from dagster import AssetExecutionContext
 
 from sync_pipeline.assets.rules.canonical import (
     PENDING_SVENN,
@@ -27,12 +26,12 @@ from sync_pipeline.assets.rules.canonical import (
 )
 from sync_pipeline.assets.rules.merge import may_manage_projects_sql
 from sync_pipeline.assets.rules.step import (
+    StepInput,
     bind,
-    in_transaction,
-    preview,
+    count_rows,
+    insert_rows,
     replace_rows,
-    result,
-    rule_asset,
+    rule_step,
     rules_key,
 )
 from sync_pipeline.model import ENTITIES, staging_table
@@ -297,68 +296,51 @@ def g12_findings_sql() -> str:
     """
 
 
-@rule_asset(
+def _params(step: StepInput) -> dict[str, Any]:
+    config = step.config
+    defaults = tenant_defaults(step.conn, step.tenant, config)
+    return {
+        "pending_can_manage": config.employee_user_type in ("EXTENDED", "STANDARD"),
+        "default_pm": defaults.project_manager_id,
+        "user_type": config.employee_user_type,
+        "department_id": defaults.department_id,
+        "create_threshold": config.mass_create_threshold,
+        "create_min_records": config.mass_create_min_records,
+    }
+
+
+def _write(conn: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> dict[str, int]:
+    tenant, where = params["tenant"], "AND step = 'creates'"
+    conn.execute(f"DELETE FROM rules.operations WHERE tenant = ? {where}", [tenant])
+    for sql in (
+        p5_e2_set_number_operations_sql(),
+        to_tripletex_operations_sql(),
+        to_svenn_operations_sql(),
+    ):
+        insert_rows(conn, "rules.operations", sql, params)
+    findings = replace_rows(conn, "rules.findings", tenant, create_findings_sql(), params, where)
+    guard = g12_guard_sql()
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE g12 AS {guard}", bind(guard, params))
+    conn.execute(g12_hold_sql(), bind(g12_hold_sql(), params))
+    findings += insert_rows(conn, "rules.findings", g12_findings_sql(), params)
+    conn.execute("DROP TABLE g12")
+    return {"operations": count_rows(conn, "rules.operations", tenant, where), "findings": findings}
+
+
+creates = rule_step(
     "creates",
     [rules_key("pairs"), rules_key("numbers")],
     "Create operations for eligible unmatched records on either side (G4), keys always set "
     "(P5, E2 set_number), with P10, P11, C5, E4 and P12 applied; their warnings. An "
     "unusual number of creates of an entity is held for an operator (G12, MASS_CREATE_HELD).",
+    params=_params,
+    scratch=(
+        ("create_tx", p10_p11_to_tripletex_sql),
+        ("create_sv", to_svenn_values_sql),
+        ("members", p12_members_sql),
+    ),
+    write=_write,
+    preview_sql="SELECT entity, target, operation, held_reason, count(*) AS operations "
+    "FROM rules.operations "
+    "WHERE tenant = $tenant AND step = 'creates' GROUP BY ALL ORDER BY ALL",
 )
-def creates(context: AssetExecutionContext):
-    started = time.perf_counter()
-    tenant = context.partition_key
-    config = context.resources.tenants.get(tenant)
-    with context.resources.duckdb.get_connection() as conn:
-        defaults = tenant_defaults(conn, tenant, config)
-        params = {
-            "tenant": tenant,
-            "pending_can_manage": config.employee_user_type in ("EXTENDED", "STANDARD"),
-            "default_pm": defaults.project_manager_id,
-            "user_type": config.employee_user_type,
-            "department_id": defaults.department_id,
-            "create_threshold": config.mass_create_threshold,
-            "create_min_records": config.mass_create_min_records,
-        }
-        for name, sql in (
-            ("create_tx", p10_p11_to_tripletex_sql()),
-            ("create_sv", to_svenn_values_sql()),
-            ("members", p12_members_sql()),
-        ):
-            conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", bind(sql, params))
-
-        def work() -> dict[str, int]:
-            where = "AND step = 'creates'"
-            conn.execute(f"DELETE FROM rules.operations WHERE tenant = ? {where}", [tenant])
-            for sql in (
-                p5_e2_set_number_operations_sql(),
-                to_tripletex_operations_sql(),
-                to_svenn_operations_sql(),
-            ):
-                conn.execute(f"INSERT INTO rules.operations {sql}", bind(sql, params))
-            findings = replace_rows(
-                conn, "rules.findings", tenant, create_findings_sql(), params, where
-            )
-            guard = g12_guard_sql()
-            conn.execute(f"CREATE OR REPLACE TEMP TABLE g12 AS {guard}", bind(guard, params))
-            conn.execute(g12_hold_sql(), bind(g12_hold_sql(), params))
-            held = g12_findings_sql()
-            (n,) = conn.execute(f"INSERT INTO rules.findings {held}", bind(held, params)).fetchone()
-            findings += n
-            (ops,) = conn.execute(
-                f"SELECT count(*) FROM rules.operations WHERE tenant = ? {where}", [tenant]
-            ).fetchone()
-            return {"operations": ops, "findings": findings}
-
-        rows = in_transaction(conn, work)
-        conn.execute(
-            "DROP TABLE IF EXISTS create_tx; DROP TABLE IF EXISTS create_sv; "
-            "DROP TABLE IF EXISTS members; DROP TABLE IF EXISTS g12"
-        )
-        md = preview(
-            conn,
-            "SELECT entity, target, operation, held_reason, count(*) AS operations "
-            "FROM rules.operations "
-            "WHERE tenant = $tenant AND step = 'creates' GROUP BY ALL ORDER BY ALL",
-            params,
-        )
-    return result(context, started, rows, md)

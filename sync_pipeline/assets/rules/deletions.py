@@ -20,18 +20,11 @@ held for an operator. Every detached link is raised again as LINK_DETACHED each 
 the warning stays open until an operator re-attaches it (``sync-pipeline relink``).
 """
 
-import time
+from typing import Any
 
-from dagster import AssetExecutionContext
+import duckdb
 
-from sync_pipeline.assets.rules.step import (
-    in_transaction,
-    preview,
-    replace_rows,
-    result,
-    rule_asset,
-    rules_key,
-)
+from sync_pipeline.assets.rules.step import StepInput, replace_rows, rule_step, rules_key
 from sync_pipeline.model import ENTITIES, staging_table
 
 _RULE = {
@@ -189,46 +182,33 @@ def g7_findings_sql() -> str:
     """
 
 
-@rule_asset(
+def _params(step: StepInput) -> dict[str, Any]:
+    return {
+        "threshold": step.config.mass_delete_threshold,
+        "min_count": step.config.mass_delete_min_count,
+    }
+
+
+def _write(conn: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> dict[str, int]:
+    tenant, where = params["tenant"], "AND step = 'deletions'"
+    ops = f"{deletion_operations_sql()} UNION ALL {tombstone_link_operations_sql()}"
+    findings = f"{g7_findings_sql()} UNION ALL {g13_detached_links_sql()}"
+    return {
+        "deletions": replace_rows(conn, "rules.deletions", tenant, g7_guard_sql(), params),
+        "operations": replace_rows(conn, "rules.operations", tenant, ops, params, where),
+        "findings": replace_rows(conn, "rules.findings", tenant, findings, params, where),
+    }
+
+
+deletions = rule_step(
     "deletions",
     [rules_key("pairs")],
     "Links whose record is gone on one side (P8, P9, C6, C7, E4: a Svenn tombstone, or "
     "missing from a complete Tripletex extract), with the mass-deletion guard (G7): "
     "complete/delete operations that detach on success, verified detaches; LINK_DETACHED "
     "for every detached link (G13).",
+    params=_params,
+    write=_write,
+    preview_sql="SELECT entity, rule_id, deleted_on, held, count(*) AS links FROM rules.deletions "
+    "WHERE tenant = $tenant GROUP BY ALL ORDER BY ALL",
 )
-def deletions(context: AssetExecutionContext):
-    started = time.perf_counter()
-    tenant = context.partition_key
-    config = context.resources.tenants.get(tenant)
-    params = {
-        "tenant": tenant,
-        "threshold": config.mass_delete_threshold,
-        "min_count": config.mass_delete_min_count,
-    }
-    with context.resources.duckdb.get_connection() as conn:
-
-        def work() -> dict[str, int]:
-            where = "AND step = 'deletions'"
-            ops = f"{deletion_operations_sql()} UNION ALL {tombstone_link_operations_sql()}"
-            return {
-                "deletions": replace_rows(conn, "rules.deletions", tenant, g7_guard_sql(), params),
-                "operations": replace_rows(conn, "rules.operations", tenant, ops, params, where),
-                "findings": replace_rows(
-                    conn,
-                    "rules.findings",
-                    tenant,
-                    f"{g7_findings_sql()} UNION ALL {g13_detached_links_sql()}",
-                    params,
-                    where,
-                ),
-            }
-
-        rows = in_transaction(conn, work)
-        md = preview(
-            conn,
-            "SELECT entity, rule_id, deleted_on, held, count(*) AS links FROM rules.deletions "
-            "WHERE tenant = $tenant GROUP BY ALL ORDER BY ALL",
-            params,
-        )
-    return result(context, started, rows, md)

@@ -7,21 +7,19 @@ blocking their matching would make the other side's twin be created as a duplica
 Each rule is a named predicate over the staged snapshot; the first that holds wins.
 """
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from dagster import AssetExecutionContext
+import duckdb
 
 from sync_pipeline.assets.rules.canonical import customer_number_sql
 from sync_pipeline.assets.rules.step import (
     STAGING_KEYS,
-    in_transaction,
-    preview,
+    StepInput,
     prune_frame,
     replace_rows,
-    result,
-    rule_asset,
+    rule_step,
 )
 from sync_pipeline.model import ENTITIES, SIDES, Entity, Side, staging_table
 
@@ -220,51 +218,41 @@ FROM rules.eligibility WHERE tenant = $tenant AND excluded IS NOT NULL
 """
 
 
-@rule_asset(
+def _params(step: StepInput) -> dict[str, Any]:
+    return {"checked_at": datetime.now(UTC)}
+
+
+def _write(conn: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> dict[str, int]:
+    tenant = params["tenant"]
+    rows = {
+        "eligibility": replace_rows(
+            conn, "rules.eligibility", tenant, g3_duplicate_keys_sql(), params
+        ),
+        "findings": replace_rows(
+            conn, "rules.findings", tenant, _FINDINGS_SQL, params, "AND step = 'eligibility'"
+        ),
+        "checks": replace_rows(
+            conn,
+            "sync.eligibility_checks",
+            tenant,
+            eligibility_checks_sql(),
+            params,
+            f"AND run_id = '{params['run_id']}'",
+        ),
+    }
+    prune_frame(conn, "sync.eligibility_checks", tenant, "checked_at")
+    return rows
+
+
+eligibility = rule_step(
     "eligibility",
     STAGING_KEYS,
     "Per staged record: excluded (P2, P6, P13, C1, DUPLICATE_KEY) or not to be created on the "
     "other side (P1, P3, C2, E1, E3); findings for the excluded ones; every failing check "
     "of the run in sync.eligibility_checks.",
+    params=_params,
+    write=_write,
+    preview_sql="SELECT entity, side, coalesce(excluded, create_blocked, 'eligible') AS verdict, "
+    "count(*) AS records FROM rules.eligibility WHERE tenant = $tenant GROUP BY ALL "
+    "ORDER BY ALL",
 )
-def eligibility(context: AssetExecutionContext):
-    started = time.perf_counter()
-    tenant = context.partition_key
-    run_id = context.run.run_id
-    params = {"tenant": tenant, "run_id": run_id, "checked_at": datetime.now(UTC)}
-    with context.resources.duckdb.get_connection() as conn:
-
-        def work() -> dict[str, int]:
-            rows = {
-                "eligibility": replace_rows(
-                    conn, "rules.eligibility", tenant, g3_duplicate_keys_sql(), params
-                ),
-                "findings": replace_rows(
-                    conn,
-                    "rules.findings",
-                    tenant,
-                    _FINDINGS_SQL,
-                    params,
-                    "AND step = 'eligibility'",
-                ),
-                "checks": replace_rows(
-                    conn,
-                    "sync.eligibility_checks",
-                    tenant,
-                    eligibility_checks_sql(),
-                    params,
-                    f"AND run_id = '{run_id}'",
-                ),
-            }
-            prune_frame(conn, "sync.eligibility_checks", tenant, "checked_at")
-            return rows
-
-        rows = in_transaction(conn, work)
-        md = preview(
-            conn,
-            "SELECT entity, side, coalesce(excluded, create_blocked, 'eligible') AS verdict, "
-            "count(*) AS records FROM rules.eligibility WHERE tenant = $tenant GROUP BY ALL "
-            "ORDER BY ALL",
-            params,
-        )
-    return result(context, started, rows, md)

@@ -7,17 +7,16 @@ e-mail match when the address is unique among the unmatched on both sides. Recor
 of a detached link are never matched or created again (P8, C6).
 """
 
-import time
+from typing import Any
 
-from dagster import AssetExecutionContext
+import duckdb
 
 from sync_pipeline.assets.rules.eligibility import key_sql
 from sync_pipeline.assets.rules.step import (
-    in_transaction,
-    preview,
+    count_rows,
+    insert_rows,
     replace_rows,
-    result,
-    rule_asset,
+    rule_step,
     rules_key,
 )
 from sync_pipeline.model import ENTITIES, staging_table
@@ -137,46 +136,29 @@ def unpaired_findings_sql() -> str:
     """
 
 
-@rule_asset(
+def _write(conn: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> dict[str, int]:
+    tenant = params["tenant"]
+    conn.execute("DELETE FROM rules.pairs WHERE tenant = ?", [tenant])
+    for sql in (
+        linked_pairs_sql(),
+        g3_key_matches_sql(),
+        g3_email_matches_sql(),
+        p8_c6_tombstone_matches_sql(),
+        g4_creates_sql(),
+    ):
+        insert_rows(conn, "rules.pairs", sql, params)
+    findings = replace_rows(
+        conn, "rules.findings", tenant, unpaired_findings_sql(), params, "AND step = 'matching'"
+    )
+    return {"pairs": count_rows(conn, "rules.pairs", tenant), "findings": findings}
+
+
+pairs = rule_step(
     "pairs",
     [rules_key("eligibility")],
     "The fate of every record: active link, new match by key or e-mail (G3), or a create "
     "on the other side (G4); findings for records that stay unpaired.",
+    write=_write,
+    preview_sql="SELECT entity, kind, via, count(*) AS pairs FROM rules.pairs "
+    "WHERE tenant = $tenant GROUP BY ALL ORDER BY ALL",
 )
-def pairs(context: AssetExecutionContext):
-    started = time.perf_counter()
-    tenant = context.partition_key
-    params = {"tenant": tenant}
-    with context.resources.duckdb.get_connection() as conn:
-
-        def work() -> dict[str, int]:
-            conn.execute("DELETE FROM rules.pairs WHERE tenant = ?", [tenant])
-            for sql in (
-                linked_pairs_sql(),
-                g3_key_matches_sql(),
-                g3_email_matches_sql(),
-                p8_c6_tombstone_matches_sql(),
-            ):
-                conn.execute(f"INSERT INTO rules.pairs {sql}", params)
-            conn.execute(f"INSERT INTO rules.pairs {g4_creates_sql()}", params)
-            findings = replace_rows(
-                conn,
-                "rules.findings",
-                tenant,
-                unpaired_findings_sql(),
-                params,
-                "AND step = 'matching'",
-            )
-            (n,) = conn.execute(
-                "SELECT count(*) FROM rules.pairs WHERE tenant = ?", [tenant]
-            ).fetchone()
-            return {"pairs": n, "findings": findings}
-
-        rows = in_transaction(conn, work)
-        md = preview(
-            conn,
-            "SELECT entity, kind, via, count(*) AS pairs FROM rules.pairs WHERE tenant = $tenant "
-            "GROUP BY ALL ORDER BY ALL",
-            params,
-        )
-    return result(context, started, rows, md)

@@ -6,20 +6,8 @@ two sets differ the plan replaces the Svenn list (one-way: Svenn members never r
 Tripletex). Projects created from Tripletex in this plan carry their members already.
 """
 
-import time
-
-from dagster import AssetExecutionContext
-
 from sync_pipeline.assets.rules.creates import p12_members_sql
-from sync_pipeline.assets.rules.step import (
-    bind,
-    in_transaction,
-    preview,
-    replace_rows,
-    result,
-    rule_asset,
-    rules_key,
-)
+from sync_pipeline.assets.rules.step import replace_rows, rule_step, rules_key
 
 
 def p12_member_updates_sql() -> str:
@@ -43,29 +31,20 @@ def p12_member_updates_sql() -> str:
     """
 
 
-@rule_asset(
+members = rule_step(
     "members",
     [rules_key("pairs")],
     "Svenn members of Tripletex-created projects follow the Tripletex participants (P12, E5).",
-)
-def members(context: AssetExecutionContext):
-    started = time.perf_counter()
-    tenant = context.partition_key
-    params = {"tenant": tenant}
-    with context.resources.duckdb.get_connection() as conn:
-        sql = p12_member_updates_sql()
-        rows = in_transaction(
+    write=lambda conn, params: {
+        "operations": replace_rows(
             conn,
-            lambda: {
-                "operations": replace_rows(
-                    conn, "rules.operations", tenant, sql, bind(sql, params), "AND step = 'members'"
-                )
-            },
-        )
-        md = preview(
-            conn,
-            "SELECT svenn_id, tripletex_id, payload FROM rules.operations "
-            "WHERE tenant = $tenant AND step = 'members' ORDER BY svenn_id",
+            "rules.operations",
+            params["tenant"],
+            p12_member_updates_sql(),
             params,
+            "AND step = 'members'",
         )
-    return result(context, started, rows, md)
+    },
+    preview_sql="SELECT svenn_id, tripletex_id, payload FROM rules.operations "
+    "WHERE tenant = $tenant AND step = 'members' ORDER BY svenn_id",
+)

@@ -12,9 +12,9 @@ update fails, the next run sees the other side's change and writes it again).
 ``update`` with target ``state`` settles fields both sides changed alike, with no call.
 """
 
-import time
+from typing import Any
 
-from dagster import AssetExecutionContext
+import duckdb
 
 from sync_pipeline.assets.rules.canonical import (
     api_name_sql,
@@ -26,12 +26,11 @@ from sync_pipeline.assets.rules.canonical import (
     tripletex_json_sql,
 )
 from sync_pipeline.assets.rules.step import (
-    bind,
-    in_transaction,
-    preview,
+    StepInput,
+    count_rows,
+    insert_rows,
     replace_rows,
-    result,
-    rule_asset,
+    rule_step,
     rules_key,
 )
 from sync_pipeline.model import ENTITIES, staging_table
@@ -320,49 +319,36 @@ def g10_linked_block_findings_sql() -> str:
     """
 
 
-@rule_asset(
+def _params(step: StepInput) -> dict[str, Any]:
+    return {
+        "policy": step.config.conflict_policy,
+        "pending_can_manage": step.config.employee_user_type in ("EXTENDED", "STANDARD"),
+    }
+
+
+def _write(conn: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> dict[str, int]:
+    tenant, where = params["tenant"], "AND step = 'merge'"
+    conn.execute(f"DELETE FROM rules.operations WHERE tenant = ? {where}", [tenant])
+    for ops in (g3_link_operations_sql(), update_operations_sql(), settle_operations_sql()):
+        insert_rows(conn, "rules.operations", ops, params)
+    return {
+        "decisions": replace_rows(conn, "rules.decisions", tenant, _DECISIONS_SQL, params),
+        "conflicts": replace_rows(conn, "rules.conflicts", tenant, conflicts_sql(), params),
+        "findings": replace_rows(
+            conn, "rules.findings", tenant, merge_findings_sql(), params, where
+        ),
+        "operations": count_rows(conn, "rules.operations", tenant, where),
+    }
+
+
+merge = rule_step(
     "merge",
     [rules_key("pairs")],
     "Field-by-field merge of linked pairs (G2, with conflicts) and new matches (G3), with the "
     "rules that forbid a write (C3, E3, P1, E1, P10, P11): update operations and findings.",
+    params=_params,
+    scratch=(("merge_work_raw", g2_g3_decide_sql), ("merge_work", blocks_sql)),
+    write=_write,
+    preview_sql="SELECT entity, target, operation, count(*) AS operations FROM rules.operations "
+    "WHERE tenant = $tenant AND step = 'merge' GROUP BY ALL ORDER BY ALL",
 )
-def merge(context: AssetExecutionContext):
-    started = time.perf_counter()
-    tenant = context.partition_key
-    config = context.resources.tenants.get(tenant)
-    params = {
-        "tenant": tenant,
-        "policy": config.conflict_policy,
-        "pending_can_manage": config.employee_user_type in ("EXTENDED", "STANDARD"),
-    }
-    with context.resources.duckdb.get_connection() as conn:
-        sql = g2_g3_decide_sql()
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE merge_work_raw AS {sql}", bind(sql, params))
-        sql = blocks_sql()
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE merge_work AS {sql}", bind(sql, params))
-
-        def work() -> dict[str, int]:
-            where = "AND step = 'merge'"
-            conn.execute(f"DELETE FROM rules.operations WHERE tenant = ? {where}", [tenant])
-            for ops in (g3_link_operations_sql(), update_operations_sql(), settle_operations_sql()):
-                conn.execute(f"INSERT INTO rules.operations {ops}", {"tenant": tenant})
-            return {
-                "decisions": replace_rows(conn, "rules.decisions", tenant, _DECISIONS_SQL, params),
-                "conflicts": replace_rows(conn, "rules.conflicts", tenant, conflicts_sql(), params),
-                "findings": replace_rows(
-                    conn, "rules.findings", tenant, merge_findings_sql(), params, where
-                ),
-                "operations": conn.execute(
-                    f"SELECT count(*) FROM rules.operations WHERE tenant = ? {where}", [tenant]
-                ).fetchone()[0],
-            }
-
-        rows = in_transaction(conn, work)
-        conn.execute("DROP TABLE IF EXISTS merge_work_raw; DROP TABLE IF EXISTS merge_work")
-        md = preview(
-            conn,
-            "SELECT entity, target, operation, count(*) AS operations FROM rules.operations "
-            "WHERE tenant = $tenant AND step = 'merge' GROUP BY ALL ORDER BY ALL",
-            params,
-        )
-    return result(context, started, rows, md)

@@ -10,18 +10,7 @@ Tripletex-id order (then Svenn-id order), a pure function of the snapshots and t
 planning twice before applying gives the same numbers.
 """
 
-import time
-
-from dagster import AssetExecutionContext
-
-from sync_pipeline.assets.rules.step import (
-    in_transaction,
-    preview,
-    replace_rows,
-    result,
-    rule_asset,
-    rules_key,
-)
+from sync_pipeline.assets.rules.step import replace_rows, rule_step, rules_key
 from sync_pipeline.model import SIDES, Entity, staging_table
 
 NUMBERED: tuple[Entity, ...] = ("project", "employee")
@@ -70,27 +59,17 @@ def p5_e2_numbers_sql() -> str:
     """
 
 
-@rule_asset(
+numbers = rule_step(
     "numbers",
     [rules_key("pairs"), rules_key("merge")],
     "Numbers generated for Tripletex/Svenn projects and employees created without one, or "
     "linked/matched without one on both sides (P5, E2): unique across both systems and "
     "stable until applied.",
+    write=lambda conn, params: {
+        "numbers": replace_rows(
+            conn, "rules.numbers", params["tenant"], p5_e2_numbers_sql(), params
+        )
+    },
+    preview_sql="SELECT entity, side, id, number FROM rules.numbers WHERE tenant = $tenant "
+    "ORDER BY ALL",
 )
-def numbers(context: AssetExecutionContext):
-    started = time.perf_counter()
-    tenant = context.partition_key
-    params = {"tenant": tenant}
-    with context.resources.duckdb.get_connection() as conn:
-        rows = in_transaction(
-            conn,
-            lambda: {
-                "numbers": replace_rows(conn, "rules.numbers", tenant, p5_e2_numbers_sql(), params)
-            },
-        )
-        md = preview(
-            conn,
-            "SELECT entity, side, id, number FROM rules.numbers WHERE tenant = $tenant ORDER BY ALL",
-            params,
-        )
-    return result(context, started, rows, md)

@@ -5,8 +5,10 @@ projects, then members; within a pair: link, set_number, create, update, complet
 delete, detach). In review mode (G9) every row is kept with ``apply = false``; held
 mass deletions (G7) and mass creates (G12) likewise, with their ``held_reason``. Plans,
 findings and conflicts are kept per run: the apply step reads the rows of its own
-``run_id``. ``sync.matches`` keeps the run's matched frame (its pairs and how they
-matched) for analysts.
+``run_id``. ``sync.plan_runs`` records the run's review decision (G9) with the plan, so
+the apply step reads it instead of deciding again: ``sync.plan`` and that row are the
+whole contract between the rules and apply. ``sync.matches`` keeps the run's matched
+frame (its pairs and how they matched) for analysts.
 """
 
 import time
@@ -14,30 +16,29 @@ from datetime import UTC, datetime
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetSpec,
     MaterializeResult,
     MetadataValue,
     multi_asset,
 )
 
-from sync_pipeline.assets.lease import LINKS_KEY, release_at_end, run_includes
+from sync_pipeline.assets.keys import CONFLICTS_KEY, FINDINGS_KEY, LINKS_KEY, PLAN_KEY
+from sync_pipeline.assets.lease import release_at_end, run_includes
 from sync_pipeline.assets.rules.step import (
     GROUP,
     KINDS,
     OWNERS,
     bind,
-    in_transaction,
-    preview,
+    insert_rows,
+    preview_md,
     prune_frame,
     rules_key,
 )
 from sync_pipeline.model import CODES
 from sync_pipeline.partitions import tenant_partitions
-
-PLAN_KEY = AssetKey(["sync", "plan"])
-FINDINGS_KEY = AssetKey(["sync", "findings"])
-CONFLICTS_KEY = AssetKey(["sync", "conflicts"])
+from sync_pipeline.resources.state import transaction
+from sync_pipeline.resources.storage import SyncDuckDB
+from sync_pipeline.tenants import TenantsResource
 
 _STEPS = [
     rules_key(n) for n in ("eligibility", "pairs", "merge", "deletions", "creates", "members")
@@ -155,25 +156,23 @@ def conflicts_sql() -> str:
         ),
     ],
     partitions_def=tenant_partitions,
-    required_resource_keys={"duckdb", "tenants"},
     name="sync_plan",
 )
-def sync_plan(context: AssetExecutionContext):
+def sync_plan(context: AssetExecutionContext, duckdb: SyncDuckDB, tenants: TenantsResource):
     started = time.perf_counter()
-    tenant = context.partition_key
-    config = context.resources.tenants.get(tenant)
+    tenant, run_id = context.partition_key, context.run.run_id
+    config = tenants.get(tenant)
     params = {
         "tenant": tenant,
-        "run_id": context.run.run_id,
+        "run_id": run_id,
         "mode": config.mode,
         "planned_at": datetime.now(UTC),
     }
-    with context.resources.duckdb.get_connection() as conn:
+    with duckdb.get_connection() as conn:
         review = bool(conn.execute(g9_review_sql(), bind(g9_review_sql(), params)).fetchone()[0])
         params["review"] = review
-
-        def work() -> dict[str, int]:
-            counts = {}
+        rows = {}
+        with transaction(conn):
             for table, sql in (
                 ("sync.plan", plan_sql()),
                 ("sync.findings", findings_sql()),
@@ -181,39 +180,40 @@ def sync_plan(context: AssetExecutionContext):
                 ("sync.matches", g3_matches_sql()),
             ):
                 conn.execute(
-                    f"DELETE FROM {table} WHERE tenant = ? AND run_id = ?",
-                    [tenant, context.run.run_id],
+                    f"DELETE FROM {table} WHERE tenant = ? AND run_id = ?", [tenant, run_id]
                 )
-                conn.execute(f"INSERT INTO {table} {sql}", bind(sql, params))
-                counts[table] = conn.execute(
-                    f"SELECT count(*) FROM {table} WHERE tenant = ? AND run_id = ?",
-                    [tenant, context.run.run_id],
-                ).fetchone()[0]
+                rows[table] = insert_rows(conn, table, sql, params)
             prune_frame(conn, "sync.matches", tenant, "matched_at")
-            return counts
-
-        rows = in_transaction(conn, work)
-        run = {"tenant": tenant, "run_id": context.run.run_id}
-        plan_md = preview(
+            # G9: the decision travels with the plan; apply reads it, never re-decides.
+            conn.execute(
+                "DELETE FROM sync.plan_runs WHERE tenant = ? AND run_id = ?", [tenant, run_id]
+            )
+            conn.execute(
+                "INSERT INTO sync.plan_runs (tenant, run_id, review, planned_at) "
+                "VALUES (?, ?, ?, ?)",
+                [tenant, run_id, review, params["planned_at"]],
+            )
+        run = {"tenant": tenant, "run_id": run_id}
+        plan_md = preview_md(
             conn,
             "SELECT entity, target, operation, apply, held_reason, count(*) AS operations "
             "FROM sync.plan WHERE tenant = $tenant AND run_id = $run_id GROUP BY ALL ORDER BY ALL",
             run,
         )
-        findings_md = preview(
+        findings_md = preview_md(
             conn,
             "SELECT code, severity, entity, count(*) AS records FROM sync.findings "
             "WHERE tenant = $tenant AND run_id = $run_id GROUP BY ALL ORDER BY ALL",
             run,
         )
-        conflicts_md = preview(
+        conflicts_md = preview_md(
             conn,
             "SELECT entity, field, winner, count(*) AS conflicts FROM sync.conflicts "
             "WHERE tenant = $tenant AND run_id = $run_id GROUP BY ALL ORDER BY ALL",
             run,
         )
     if not run_includes(context, LINKS_KEY):  # a plan-only run ends here (G9, G13)
-        release_at_end(context, context.resources.duckdb)
+        release_at_end(context, duckdb)
     duration = MetadataValue.float(round(time.perf_counter() - started, 3))
     context.log.info("plan for %s (review=%s): %s", tenant, review, rows)
     for key, table, md in (

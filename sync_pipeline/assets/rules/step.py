@@ -1,23 +1,33 @@
-"""What every rule asset shares: its declaration, its tenant-scoped writes, its metadata.
+"""What every rule asset shares: one declaration (``rule_step``), tenant-scoped writes that
+name their columns, and the metadata every step reports.
 
-A rule step is a Dagster asset of group ``rules`` that reads DuckDB tables and
-replaces only its own tenant's rows in its output tables, inside one transaction,
-so a failed step leaves the previous result intact.
+A rule step is a Dagster asset of group ``rules`` that reads DuckDB tables and replaces
+only its own tenant's rows in its output tables, inside one transaction, so a failed step
+leaves the previous result intact. A step module declares only what differs (its
+parameters, scratch tables, writes and preview); the asset body is written once, here.
 """
-
-from __future__ import annotations
 
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
-from sync_pipeline.markdown_text import md_table
 from sync_pipeline.model import ENTITIES, SIDES, staging_table
 from sync_pipeline.partitions import tenant_partitions
+from sync_pipeline.resources.state import preview, transaction
+from sync_pipeline.resources.storage import SyncDuckDB
+from sync_pipeline.tenants import TenantConfig, TenantsResource
 
 GROUP = "rules"
 OWNERS = ["team:sync"]
@@ -28,25 +38,75 @@ STAGING_KEYS = [
     AssetKey(staging_table(side, entity).split(".")) for side in SIDES for entity in ENTITIES
 ]
 
+#: The columns of every table a rule step writes, in the order its SQL builders yield them:
+#: every ``INSERT … SELECT`` names them, so no statement depends on the DDL's column order.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "rules.eligibility": (
+        "tenant", "entity", "side", "id", "key", "label", "linked", "excluded", "create_blocked",
+    ),
+    "rules.pairs": ("tenant", "entity", "svenn_id", "tripletex_id", "key", "kind", "origin", "via"),
+    "rules.numbers": ("tenant", "entity", "side", "id", "number"),
+    "rules.decisions": (
+        "tenant", "entity", "svenn_id", "tripletex_id", "field", "base_value", "svenn_value",
+        "tripletex_value", "merged", "write_to", "blocked_by", "conflict_winner",
+    ),
+    "rules.deletions": (
+        "tenant", "entity", "svenn_id", "tripletex_id", "deleted_on", "rule_id", "held",
+    ),
+    "rules.operations": (
+        "tenant", "step", "entity", "target", "operation", "svenn_id", "tripletex_id", "key",
+        "label", "payload", "fields", "rule_ids", "reason", "expected_version", "base_after",
+        "held_reason",
+    ),
+    "rules.findings": (
+        "tenant", "step", "entity", "side", "svenn_id", "tripletex_id", "record_label", "code",
+        "details",
+    ),
+    "rules.conflicts": (
+        "tenant", "entity", "svenn_id", "tripletex_id", "field", "base_value", "svenn_value",
+        "tripletex_value", "winner", "svenn_modified_at", "tripletex_modified_at",
+    ),
+    "sync.eligibility_checks": (
+        "tenant", "run_id", "entity", "side", "id", "key", "label", "linked", "rule_id", "code",
+        "effect", "checked_at",
+    ),
+    "sync.plan": (
+        "tenant", "run_id", "seq", "entity", "target", "operation", "svenn_id", "tripletex_id",
+        "key", "label", "payload", "fields", "rule_ids", "reason", "expected_version",
+        "base_after", "apply", "held_reason", "planned_at",
+    ),
+    "sync.findings": (
+        "tenant", "run_id", "entity", "side", "svenn_id", "tripletex_id", "record_label", "code",
+        "severity", "rule_id", "message", "details",
+    ),
+    "sync.conflicts": (
+        "tenant", "run_id", "entity", "svenn_id", "tripletex_id", "field", "base_value",
+        "svenn_value", "tripletex_value", "winner", "svenn_modified_at", "tripletex_modified_at",
+        "detected_at",
+    ),
+    "sync.matches": (
+        "tenant", "run_id", "entity", "svenn_id", "tripletex_id", "key", "via", "kind", "origin",
+        "matched_at",
+    ),
+}  # fmt: skip
+
 
 def rules_key(name: str) -> AssetKey:
     return AssetKey(["rules", name])
 
 
-def rule_asset(
-    name: str, deps: Sequence[AssetKey], description: str
-) -> Callable[[Callable[..., Any]], Any]:
-    """Declare a ``rules/<name>`` asset, partitioned by tenant."""
-    return asset(
-        key=rules_key(name),
-        deps=list(deps),
-        group_name=GROUP,
-        description=description,
-        owners=OWNERS,
-        kinds=KINDS,
-        partitions_def=tenant_partitions,
-        required_resource_keys={"duckdb", "tenants"},
-    )
+def bind(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The named parameters ``sql`` uses (DuckDB refuses unused ones)."""
+    return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
+
+
+def insert_rows(
+    conn: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Mapping[str, Any]
+) -> int:
+    """``INSERT INTO table (its COLUMNS) select_sql``; returns the rows inserted."""
+    columns = ", ".join(COLUMNS[table])
+    cur = conn.execute(f"INSERT INTO {table} ({columns}) {select_sql}", bind(select_sql, params))
+    return int(cur.fetchone()[0])
 
 
 def replace_rows(
@@ -59,11 +119,11 @@ def replace_rows(
 ) -> int:
     """Replace the tenant's rows of ``table`` (optionally narrowed by ``where``) by a SELECT.
 
-    The caller owns the transaction; ``select_sql`` must yield the table's columns in order
-    and may use the named ``params`` (``$tenant``…).
+    The caller owns the transaction; ``select_sql`` yields ``COLUMNS[table]`` in order and
+    may use the named ``params`` (``$tenant``…).
     """
     conn.execute(f"DELETE FROM {table} WHERE tenant = ? {where}", [tenant])
-    conn.execute(f"INSERT INTO {table} {select_sql}", bind(select_sql, params))
+    insert_rows(conn, table, select_sql, params)
     return count_rows(conn, table, tenant, where)
 
 
@@ -86,33 +146,14 @@ def prune_frame(
     )
 
 
-def bind(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The named parameters ``sql`` uses (DuckDB refuses unused ones)."""
-    return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
-
-
 def count_rows(conn: duckdb.DuckDBPyConnection, table: str, tenant: str, where: str = "") -> int:
     row = conn.execute(f"SELECT count(*) FROM {table} WHERE tenant = ? {where}", [tenant])
     return int(row.fetchone()[0])
 
 
-def in_transaction(conn: duckdb.DuckDBPyConnection, work: Callable[[], Any]) -> Any:
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        result = work()
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
-
-
-def preview(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any]) -> MetadataValue:
-    """A small markdown table of a query's first rows, for the Dagster UI (cells escaped:
-    records' text is data, not markup)."""
-    cur = conn.execute(f"SELECT * FROM ({sql}) LIMIT 20", bind(sql, params))
-    names = [d[0] for d in cur.description]
-    return MetadataValue.md(md_table(names, cur.fetchall(), empty="_no rows_"))
+def preview_md(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any]) -> Any:
+    """The state store's preview of ``sql`` as UI metadata (named ``params``, bound)."""
+    return MetadataValue.md(preview(conn, sql, bind(sql, params)))
 
 
 def result(
@@ -132,3 +173,70 @@ def result(
             "preview": preview_md,
         }
     )
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """What a step's parameters are computed from."""
+
+    tenant: str
+    run_id: str
+    config: TenantConfig
+    conn: duckdb.DuckDBPyConnection
+
+
+Params = dict[str, Any]
+
+
+def rule_step(
+    name: str,
+    deps: Sequence[AssetKey],
+    description: str,
+    *,
+    write: Callable[[duckdb.DuckDBPyConnection, Params], dict[str, int]],
+    preview_sql: str,
+    params: Callable[[StepInput], Params] | None = None,
+    scratch: Sequence[tuple[str, Callable[[], str]]] = (),
+) -> AssetsDefinition:
+    """Declare the ``rules/<name>`` asset, partitioned by tenant.
+
+    Its run: the step's ``params`` (besides ``tenant`` and ``run_id``) from the tenant's
+    config; the ``scratch`` temp tables (name, SQL builder) in order; ``write`` in one
+    transaction, returning row counts per output; the scratch tables dropped; a preview of
+    ``preview_sql``.
+    """
+
+    @asset(
+        key=rules_key(name),
+        deps=list(deps),
+        group_name=GROUP,
+        description=description,
+        owners=OWNERS,
+        kinds=KINDS,
+        partitions_def=tenant_partitions,
+    )
+    def _step(
+        context: AssetExecutionContext, duckdb: SyncDuckDB, tenants: TenantsResource
+    ) -> MaterializeResult:
+        started = time.perf_counter()
+        tenant, run_id = context.partition_key, context.run.run_id
+        config = tenants.get(tenant)
+        with duckdb.get_connection() as conn:
+            values: Params = {"tenant": tenant, "run_id": run_id}
+            if params is not None:
+                values.update(params(StepInput(tenant, run_id, config, conn)))
+            try:
+                for table, build in scratch:
+                    sql = build()
+                    conn.execute(
+                        f"CREATE OR REPLACE TEMP TABLE {table} AS {sql}", bind(sql, values)
+                    )
+                with transaction(conn):
+                    rows = write(conn, values)
+            finally:
+                for table, _ in scratch:
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")
+            md = preview_md(conn, preview_sql, values)
+        return result(context, started, rows, md)
+
+    return _step
