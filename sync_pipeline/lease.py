@@ -120,6 +120,7 @@ def g13_acquire_sql() -> str:
     by the run known dead (``$stale``). One statement, so two runs cannot both succeed."""
     return """
     INSERT INTO sync.leases
+      (tenant, run_id, holder, acquired_at, renewed_at, expires_at, released_at)
     VALUES ($tenant, $run_id, $holder, now(), now(), now() + to_seconds($ttl), NULL)
     ON CONFLICT (tenant) DO UPDATE SET
       run_id = excluded.run_id, holder = excluded.holder,

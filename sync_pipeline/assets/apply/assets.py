@@ -35,8 +35,6 @@ from sync_pipeline.resources.state import preview
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline.tenants import TenantsResource
 
-__all__ = ["ERRORS_KEY", "LINKS_KEY", "applied_links", "error_log"]
-
 PREVIEW_ROWS = 20
 #: Cell width of the previews in the UI (records' text is escaped there: data, not markup).
 PREVIEW_WIDTH = 120
