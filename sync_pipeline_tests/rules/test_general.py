@@ -3,6 +3,8 @@
 from datetime import UTC, datetime
 
 from sync_pipeline.model import CODES
+from sync_pipeline.resources.storage import SyncDuckDB
+from sync_pipeline_tests.rules.conftest import TENANT
 
 NEW = datetime(2026, 3, 1, tzinfo=UTC)
 OLD = datetime(2026, 2, 1, tzinfo=UTC)
@@ -435,6 +437,25 @@ def test_G9_review_mode_plans_everything_but_applies_nothing(rules):
     rules.approvals.append("go_live")
     res = rules.run()
     assert {(r["apply"], r["held_reason"]) for r in res.plan} == {(True, None)}
+
+
+def test_G9_the_review_decision_is_recorded_with_the_plan_even_when_it_is_empty(rules):
+    """sync.plan is the only contract with apply: the decision travels with it, also for a
+    run that plans nothing (apply must then still know whether the tenant is live)."""
+    rules.config["mode"] = "review"
+
+    def decision(run_id: str) -> list[tuple]:
+        with SyncDuckDB(database=rules.db).get_connection() as conn:
+            return conn.execute(
+                "SELECT review FROM sync.plan_runs WHERE tenant = ? AND run_id = ?",
+                [TENANT, run_id],
+            ).fetchall()
+
+    res = rules.run()
+    assert res.plan == [] and decision(res.run_id) == [(True,)]
+    rules.approvals.append("go_live")
+    res = rules.run()
+    assert res.plan == [] and decision(res.run_id) == [(False,)]
 
 
 def test_G10_findings_carry_code_severity_rule_message_ids_and_label(rules):
