@@ -18,7 +18,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypedDict
 from urllib.parse import urlsplit
 
 import requests
@@ -434,6 +434,16 @@ def endpoint_key(method: str, path: str, base_path: str = "") -> str:
     return f"{method.upper()} {'/'.join(segments) or '/'}"
 
 
+class RequestOptions(TypedDict, total=False):
+    """What a client passes on to :meth:`ApiSession.request` besides method and path."""
+
+    params: Mapping[str, Any] | None
+    json: Any
+    headers: Mapping[str, str] | None
+    expected: Collection[int]
+    resend_safe: bool
+
+
 class ApiSession:
     """One pooled, retrying, rate-limited session to one API, with request counters.
 
@@ -673,6 +683,23 @@ class ApiClient(BaseModel):
     _lock: Any = PrivateAttr(default_factory=threading.RLock)
     _clock: Clock | None = PrivateAttr(default=None)
     _sleeper: Sleeper | None = PrivateAttr(default=None)
+
+    def use_clock(self, *, monotonic: Clock | None = None, sleeper: Sleeper | None = None) -> Self:
+        """Replace the monotonic clock and sleep (tests); call before any request."""
+        if monotonic is not None:
+            self._clock = monotonic
+        if sleeper is not None:
+            self._sleeper = sleeper
+        return self
+
+    def key_field(self, entity: str) -> str:
+        """The field that holds an entity's key (number) in this API."""
+        raise NotImplementedError
+
+    def key_of(self, entity: Any, record: Mapping[str, Any]) -> str | None:
+        """The record's key as this API names it, trimmed; None when empty."""
+        key = record.get(self.key_field(entity))
+        return str(key).strip() if key not in (None, "") else None
 
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import requests
 from pydantic import Field
@@ -21,9 +21,8 @@ from sync_pipeline.model import PLURAL, Entity
 from sync_pipeline.resources.http import (
     ApiClient,
     ApiError,
-    Clock,
     ErrorEnvelope,
-    Sleeper,
+    RequestOptions,
     redact,
 )
 from sync_pipeline.resources.systems import Record, Written
@@ -145,37 +144,15 @@ class SvennClient(ApiClient):
     api_key: str = Field(description="The company's API key (secret).")
     page_size: int = Field(default=500, ge=1, le=500)
 
-    def use_clock(
-        self, *, monotonic: Clock | None = None, sleeper: Sleeper | None = None
-    ) -> SvennClient:
-        """Replace the monotonic clock and sleep (tests); call before any request."""
-        if monotonic is not None:
-            self._clock = monotonic
-        if sleeper is not None:
-            self._sleeper = sleeper
-        return self
-
     # -- plumbing -----------------------------------------------------------------------
     def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        expected: tuple[int, ...] = (200, 201, 204),
-        resend_safe: bool = False,
+        self, method: str, path: str, **options: Unpack[RequestOptions]
     ) -> requests.Response:
-        return self._http().request(
-            method,
-            path,
-            params=params,
-            json=json,
-            headers={"Authorization": f"Bearer {self.api_key}", **(headers or {})},
-            expected=expected,
-            resend_safe=resend_safe,
-        )
+        options["headers"] = {
+            "Authorization": f"Bearer {self.api_key}",
+            **(options.get("headers") or {}),
+        }
+        return self._http().request(method, path, **options)
 
     # -- records --------------------------------------------------------------------------
     def iter_pages(
@@ -334,9 +311,8 @@ class SvennClient(ApiClient):
     # -- entities ---------------------------------------------------------------------------
     # What the sync asks for (``systems.SvennSystem``): resource names, key fields and
     # tombstones stay here.
-    def key_of(self, entity: Entity, record: Mapping[str, Any]) -> str | None:
-        key = record.get(KEY_FIELD[entity])
-        return str(key).strip() if key not in (None, "") else None
+    def key_field(self, entity: Entity) -> str:
+        return KEY_FIELD[entity]
 
     def iter_changed(
         self, entity: Entity, since: datetime | str | None, *, include_deleted: bool = True

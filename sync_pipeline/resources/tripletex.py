@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 from zoneinfo import ZoneInfo
 
 import requests
@@ -26,6 +26,7 @@ from sync_pipeline.resources.http import (
     ApiError,
     Clock,
     ErrorEnvelope,
+    RequestOptions,
     Sleeper,
 )
 from sync_pipeline.resources.systems import Record, Written
@@ -241,11 +242,7 @@ class TripletexClient(ApiClient):
         """Replace the Oslo date, monotonic clock and sleep (tests); call before any request."""
         if today is not None:
             self._today = today
-        if monotonic is not None:
-            self._clock = monotonic
-        if sleeper is not None:
-            self._sleeper = sleeper
-        return self
+        return super().use_clock(monotonic=monotonic, sleeper=sleeper)
 
     # -- plumbing -----------------------------------------------------------------------
     def _secrets(self) -> tuple[str, ...]:
@@ -304,27 +301,15 @@ class TripletexClient(ApiClient):
                 self._session_expires = None
 
     def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        expected: tuple[int, ...] = (200, 201, 204),
+        self, method: str, path: str, **options: Unpack[RequestOptions]
     ) -> requests.Response:
         """An authenticated request; a 401 re-mints the session once, then raises."""
+        options["params"] = _encode_params(options.get("params"))
         for attempt in (1, 2):
             token = self._session()
             try:
                 return self._http().request(
-                    method,
-                    path,
-                    params=_encode_params(params),
-                    json=json,
-                    headers=headers,
-                    auth=(str(self.company_id), token),
-                    expected=expected,
+                    method, path, auth=(str(self.company_id), token), **options
                 )
             except TripletexApiError as err:
                 if err.status == 401 and attempt == 1:
@@ -448,9 +433,8 @@ class TripletexClient(ApiClient):
     def listing(entity: Entity) -> Listing:
         return LISTINGS[entity]
 
-    def key_of(self, entity: Entity, record: Mapping[str, Any]) -> str | None:
-        key = record.get(LISTINGS[entity].key_field)
-        return str(key).strip() if key not in (None, "") else None
+    def key_field(self, entity: Entity) -> str:
+        return LISTINGS[entity].key_field
 
     def iter_listing(
         self,

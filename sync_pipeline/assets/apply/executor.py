@@ -36,6 +36,7 @@ from sync_pipeline.assets.apply.outcomes import (
 )
 from sync_pipeline.assets.apply.svenn_writes import SvennWrites
 from sync_pipeline.assets.apply.tripletex_writes import TripletexWrites, guard
+from sync_pipeline.model import Entity
 from sync_pipeline.resources.systems import SvennSystem, TripletexSystem
 
 __all__ = [
@@ -109,7 +110,7 @@ class PlanExecutor:
                 )
         with self.connect() as conn:
             self.outcomes.index = LinkIndex.load(conn, self.tenant)
-        phases: dict[str, list[PlanRow]] = {}
+        phases: dict[Entity, list[PlanRow]] = {}
         for row in rows:
             phases.setdefault(row.entity, []).append(row)
         for entity, phase_rows in phases.items():
@@ -121,7 +122,7 @@ class PlanExecutor:
         self.report.duration_s = time.monotonic() - started
         return self.report
 
-    def _run_phase(self, entity: str, rows: list[PlanRow]) -> None:
+    def _run_phase(self, entity: Entity, rows: list[PlanRow]) -> None:
         def pick(target: str, *ops: str) -> list[PlanRow]:
             return [r for r in rows if r.target == target and r.operation in ops]
 

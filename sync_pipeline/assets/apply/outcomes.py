@@ -30,7 +30,7 @@ from sync_pipeline.assets.apply.links import (
     resolve_refs,
     write_links,
 )
-from sync_pipeline.model import CODES
+from sync_pipeline.model import CODES, Entity
 from sync_pipeline.resources.http import ApiError, ApiUnavailableError
 from sync_pipeline.resources.state import transaction
 from sync_pipeline.resources.systems import Written
@@ -52,7 +52,7 @@ class UnsafeWriteError(RuntimeError):
 @dataclass
 class PlanRow:
     seq: int
-    entity: str
+    entity: Entity
     target: str
     operation: str
     svenn_id: int | None

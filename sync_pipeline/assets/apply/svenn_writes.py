@@ -157,7 +157,7 @@ class SvennWrites:
             last = attempt == UNKNOWN_CREATE_ATTEMPTS
             try:
                 answers = self.client.write_many(
-                    entity,  # type: ignore[arg-type]
+                    entity,
                     [self._op(*items[i]) for i in pending],
                 )
             except ApiError as err:
@@ -168,7 +168,7 @@ class SvennWrites:
                 break
             again = []
             for i, answer in zip(pending, answers, strict=True):
-                err = answer.as_error(PLURAL[entity])  # type: ignore[index]
+                err = answer.as_error(PLURAL[entity])
                 if err is None:
                     results[i] = self._done(items[i][0], answer)
                 elif is_transient(err) and not last:

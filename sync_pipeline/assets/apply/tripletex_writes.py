@@ -25,6 +25,7 @@ from sync_pipeline.assets.apply.outcomes import (
     may_have_landed,
     parallel,
 )
+from sync_pipeline.model import Entity
 from sync_pipeline.resources.http import ApiError
 from sync_pipeline.resources.systems import TripletexSystem, Written
 
@@ -68,7 +69,7 @@ class TripletexWrites:
         self.workers = workers
         self.retry_wait_seconds = retry_wait_seconds
 
-    def write(self, entity: str, rows: list[PlanRow], kind: str) -> None:
+    def write(self, entity: Entity, rows: list[PlanRow], kind: str) -> None:
         """Carry out ``rows`` (``kind`` 'create' or 'update'; a number assignment is an update)."""
         if not rows:
             return
@@ -98,7 +99,7 @@ class TripletexWrites:
             self.outcomes.intents([(r, b, None) for r, b in chunk])
             if kind == "create":
                 results = self._create(entity, chunk)
-            elif self.client.can_update_many(entity):  # type: ignore[arg-type]
+            elif self.client.can_update_many(entity):
                 results = self._update_many(entity, chunk)
             else:
                 results = parallel(
@@ -107,7 +108,7 @@ class TripletexWrites:
             self.breaker.observe("tripletex", results)
             self.outcomes.settle(results)
 
-    def _with_version(self, entity: str, row: PlanRow, body: dict[str, Any]) -> dict[str, Any]:
+    def _with_version(self, entity: Entity, row: PlanRow, body: dict[str, Any]) -> dict[str, Any]:
         """The update body with its id and the version to lock on (G8): the one this run's
         last write returned, else the one the rules read."""
         body = dict(body)
@@ -122,9 +123,9 @@ class TripletexWrites:
         return body
 
     # -- creates ----------------------------------------------------------------------------
-    def _create(self, entity: str, items: list[Item], attempt: int = 1) -> list[Result]:
+    def _create(self, entity: Entity, items: list[Item], attempt: int = 1) -> list[Result]:
         try:
-            created = self.client.create_many(entity, [body for _, body in items])  # type: ignore[arg-type]
+            created = self.client.create_many(entity, [body for _, body in items])
         except ApiError as err:
             if may_have_landed(err):
                 # G5: Tripletex has no idempotency key and may commit the batch after this
@@ -143,7 +144,7 @@ class TripletexWrites:
         ]
 
     def _refused_creates(
-        self, entity: str, items: list[Item], err: ApiError, attempt: int
+        self, entity: Entity, items: list[Item], err: ApiError, attempt: int
     ) -> list[Result]:
         """A create batch refused outright (429, 503) did nothing: send it again, but only
         the records a lookup by key does not find (in case the refusal was not one, G5)."""
@@ -151,7 +152,7 @@ class TripletexWrites:
         again: list[Item] = []
         for row, body in items:
             try:
-                found = self.client.find_by_key(entity, self.client.key_of(entity, body))  # type: ignore[arg-type]
+                found = self.client.find_by_key(entity, self.client.key_of(entity, body))
             except ApiError as lookup_err:
                 results.append(self.outcomes.unknown(row, lookup_err))
                 continue
@@ -167,9 +168,9 @@ class TripletexWrites:
         return results
 
     # -- updates ----------------------------------------------------------------------------
-    def _update_many(self, entity: str, items: list[Item]) -> list[Result]:
+    def _update_many(self, entity: Entity, items: list[Item]) -> list[Result]:
         try:
-            by_id = self.client.update_many(entity, [body for _, body in items])  # type: ignore[arg-type]
+            by_id = self.client.update_many(entity, [body for _, body in items])
         except ApiError as err:
             if len(items) > 1 and not is_transient(err):
                 mid = len(items) // 2
@@ -179,7 +180,7 @@ class TripletexWrites:
             return [self.outcomes.failure(row, err) for row, _ in items]
         return [self._updated(row, by_id.get(row.tripletex_id)) for row, _ in items]  # type: ignore[arg-type]
 
-    def _update_one(self, entity: str, row: PlanRow, body: dict[str, Any]) -> Result:
+    def _update_one(self, entity: Entity, row: PlanRow, body: dict[str, Any]) -> Result:
         try:
             written = self.client.update_one(entity, row.tripletex_id, body)  # type: ignore[arg-type]
         except ApiError as err:
