@@ -17,7 +17,6 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from sync_pipeline.assets.extract import tripletex as tripletex_module
 from sync_pipeline.assets.extract.svenn import SVENN_WATERMARK_OVERLAP, svenn_extract
 from sync_pipeline.assets.extract.tripletex import tripletex_extract
 from sync_pipeline.partitions import FULL_EXTRACT_TAG
@@ -435,7 +434,7 @@ def test_one_entity_can_be_extracted_alone(harness):
     assert result.success
     assert [e.asset_key for e in result.get_asset_materialization_events()] == [key]
     assert harness.rows("SELECT DISTINCT entity FROM sync.extracts") == [("project",)]
-    assert tripletex_module.LISTINGS["project"].fields == PROJECT_FIELDS
+    assert TripletexClient.listing("project").fields == PROJECT_FIELDS
 
 
 def test_an_unknown_tenant_fails_with_the_tenants_file_message(tmp_path):

@@ -622,3 +622,36 @@ def test_sandbox_contract_rate_limit_counts_a_bulk_of_100_once():
         stats = sandbox.stats(sandbox.api_key)
         assert stats["writes"] == 100
         assert stats["requests"]["POST /api/v1/customers/bulk"] == 1
+
+
+# -- entity-level calls (what the sync asks for) -------------------------------------------------
+
+
+@pytest.mark.integration
+def test_G5_live_by_key_finds_live_records_changed_since_never_tombstones(sandbox_client):
+    client = sandbox_client
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    kept = client.create("customers", {"name": "Her", "customer_number": " 701 "})
+    gone = client.create("customers", {"name": "Borte", "customer_number": "702"})
+    client.delete("customers", gone["id"])
+
+    found = client.live_by_key("customer", since)
+
+    assert list(found) == ["701"]
+    assert [(w.id, w.key) for w in found["701"]] == [(kept["id"], "701")]
+    assert client.key_of("customer", kept) == "701"
+
+
+@pytest.mark.integration
+def test_get_many_and_write_many_speak_entities(sandbox_client):
+    client = sandbox_client
+    (created,) = client.write_many(
+        "employee", [create_op({"first_name": "Kari", "employee_number": "9"}, "e-9")]
+    )
+    assert created.ok and created.written is not None
+
+    records = client.get_many("employee", [created.written.id, 999_999])
+    changed = client.list_changed("employee", None)
+
+    assert [r["id"] for r in records] == [created.written.id]
+    assert [r["id"] for r in changed] == [created.written.id]

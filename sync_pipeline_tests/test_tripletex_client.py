@@ -668,3 +668,100 @@ def test_sandbox_rate_limit_is_respected_without_429s(rate_limited_tripletex, cl
 
     assert client.requests_made == 11, "session + 10 calls, none repeated after a 429"
     assert client.rate_limit_wait_seconds > 0
+
+
+# -- entity-level calls (what the sync asks for) -------------------------------------------------
+
+
+@pytest.mark.integration
+def test_C2_entity_calls_see_inactive_customers_in_their_second_pass(sandbox_client):
+    client = sandbox_client()
+    active = client.post("/customer", {"name": "Aktiv AS", "customerNumber": 8101})
+    inactive = client.post(
+        "/customer", {"name": "Sovende AS", "customerNumber": 8102, "isInactive": True}
+    )
+
+    found = client.find_by_key("customer", " 8102 ")
+    records = client.get_many("customer", [active["id"], inactive["id"], 999_999])
+
+    assert found is not None and (found.id, found.key) == (inactive["id"], "8102")
+    assert found.version == inactive["version"]
+    assert sorted(r["id"] for r in records) == sorted([active["id"], inactive["id"]])
+    assert client.find_by_key("customer", "8199") is None
+    assert client.find_by_key("customer", None) is None
+
+
+@pytest.mark.integration
+def test_G7_exists_is_false_only_for_a_404(sandbox_client, tripletex_sandbox):
+    client = sandbox_client(max_retries=0)
+    customer = client.post("/customer", {"name": "Finnes AS", "customerNumber": 8201})
+
+    assert client.exists("customer", customer["id"])
+    assert not client.exists("customer", 999_999)
+    tripletex_sandbox.add_fault(f"/v2/customer/{customer['id']}", method="GET", status=500)
+    with pytest.raises(TripletexApiError):  # an error is no proof of a deletion
+        client.exists("customer", customer["id"])
+
+
+@pytest.mark.integration
+def test_G4_create_many_pairs_each_body_with_its_record_by_key(sandbox_client):
+    client = sandbox_client()
+    bodies = [{"name": "Én AS", "customerNumber": 8301}, {"name": "To AS", "customerNumber": 8302}]
+
+    written = client.create_many("customer", bodies)
+    by_key = {
+        client.key_of("customer", r): r["id"]
+        for r in client.list_all("/customer", fields="id,customerNumber")
+    }
+
+    assert [w.key for w in written] == ["8301", "8302"]
+    assert [w.id for w in written] == [by_key["8301"], by_key["8302"]]
+
+
+@pytest.mark.integration
+def test_G8_updates_batch_where_tripletex_has_put_list_and_singly_elsewhere(sandbox_client):
+    client = sandbox_client()
+    customer = client.post("/customer", {"name": "Gammel AS", "customerNumber": 8401})
+    department = client.list_all("/department", fields="id")[0]["id"]
+    employee = client.post(
+        "/employee",
+        {"firstName": "Ola", "lastName": "Nordmann", "employeeNumber": "8402",
+         "userType": "NO_ACCESS", "department": {"id": department}},
+    )  # fmt: skip
+
+    assert client.can_update_many("customer") and client.can_update_many("project")
+    assert not client.can_update_many("employee")  # there is no PUT /employee/list
+    updated = client.update_many(
+        "customer", [{"id": customer["id"], "version": customer["version"], "name": "Ny AS"}]
+    )
+    one = client.update_one(
+        "employee", employee["id"], {"version": employee["version"], "lastName": "Hansen"}
+    )
+
+    assert updated[customer["id"]].version != customer["version"]
+    assert one is not None and one.id == employee["id"]
+    assert client.get(f"/customer/{customer['id']}")["name"] == "Ny AS"
+    assert client.get(f"/employee/{employee['id']}")["lastName"] == "Hansen"
+
+
+@pytest.mark.integration
+def test_listing_walks_both_customer_passes_and_keeps_unchanged_pages(sandbox_client):
+    client = sandbox_client(page_size=2)
+    for n in range(3):
+        client.post("/customer", {"name": f"Kunde {n}", "customerNumber": 8500 + n})
+    client.post("/customer", {"name": "Sovende", "customerNumber": 8599, "isInactive": True})
+
+    first = list(client.iter_listing("customer"))
+    digests: dict[str, list[str | None]] = {}
+    for listed in first:
+        digests.setdefault(listed.listing, []).append(listed.page.version_digest)
+    sizes = {(p.listing, p.number): len(p.page.values or []) for p in first}
+    again = list(client.iter_listing("customer", digests, sizes))
+
+    assert [(p.listing, p.number) for p in first] == [
+        ("active", 0),
+        ("active", 1),
+        ("inactive", 0),
+    ]
+    assert [(p.listing, p.number) for p in again] == [(p.listing, p.number) for p in first]
+    assert all(p.page.not_modified for p in again)

@@ -1,7 +1,9 @@
-"""Dagster resources that talk to the two APIs (and the machinery they share)."""
+"""The API clients (with the machinery they share and the protocol the sync asks of them) and
+the state store."""
 
 from sync_pipeline.resources.http import ApiError, ApiUnavailableError, RateLimiter
 from sync_pipeline.resources.svenn import SvennApiError, SvennClient
+from sync_pipeline.resources.systems import SvennSystem, TripletexSystem, Written
 from sync_pipeline.resources.tripletex import (
     CUSTOMER_FIELDS,
     EMPLOYEE_FIELDS,
@@ -21,6 +23,9 @@ __all__ = [
     "RateLimiter",
     "SvennApiError",
     "SvennClient",
+    "SvennSystem",
     "TripletexApiError",
     "TripletexClient",
+    "TripletexSystem",
+    "Written",
 ]

@@ -16,13 +16,13 @@ import re
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self, TypedDict
 from urllib.parse import urlsplit
 
-import dagster as dg
 import requests
-from pydantic import Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -86,6 +86,19 @@ for _name in ("urllib3.connectionpool", "urllib3.util.retry"):
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
+@dataclass(frozen=True)
+class ErrorEnvelope:
+    """What an API's error body says, before redaction: the one shape both envelopes
+    (Tripletex ``{status, code, message, validationMessages}``, Svenn ``{"error": {code,
+    message, fields}}``) are read into. ``extra``: more texts for the error's constructor."""
+
+    code: int | str | None = None
+    message: Any = None
+    fields: Sequence[tuple[Any, Any]] = ()
+    request_id: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
 class ApiError(Exception):
     """An API refused a request; carries what an operator needs, never a credential.
 
@@ -118,6 +131,43 @@ class ApiError(Exception):
         self.method = method.upper()
         self.path = path.split("?", 1)[0]
         super().__init__(str(self))
+
+    @classmethod
+    def envelope(cls, body: dict[str, Any], response: requests.Response) -> ErrorEnvelope:
+        """Where this API's error body keeps its code, message and field problems (per API)."""
+        return ErrorEnvelope()
+
+    @classmethod
+    def from_response(
+        cls,
+        response: requests.Response,
+        method: str,
+        path: str,
+        secrets: Iterable[str] = (),
+    ) -> Self:
+        """The error an unexpected answer means, every text from the server redacted (an
+        API may echo a token back); a body that is not the API's envelope keeps its status
+        and a readable message."""
+        secrets = tuple(secrets)
+        body = error_body(response)
+        parsed = cls.envelope(body if isinstance(body, dict) else {}, response)
+
+        def clean(text: Any) -> str:
+            return redact(str(text), secrets)
+
+        return cls(
+            status=response.status_code,
+            code=parsed.code,
+            message=clean(parsed.message or fallback_message(response)),
+            validation_messages=[
+                {"field": clean(f) if f else None, "message": clean(m or "")}
+                for f, m in parsed.fields
+            ],
+            request_id=parsed.request_id,
+            method=method,
+            path=path,
+            **{k: clean(v) if v else None for k, v in parsed.extra.items()},
+        )
 
     @property
     def is_transient(self) -> bool:
@@ -384,6 +434,16 @@ def endpoint_key(method: str, path: str, base_path: str = "") -> str:
     return f"{method.upper()} {'/'.join(segments) or '/'}"
 
 
+class RequestOptions(TypedDict, total=False):
+    """What a client passes on to :meth:`ApiSession.request` besides method and path."""
+
+    params: Mapping[str, Any] | None
+    json: Any
+    headers: Mapping[str, str] | None
+    expected: Collection[int]
+    resend_safe: bool
+
+
 class ApiSession:
     """One pooled, retrying, rate-limited session to one API, with request counters.
 
@@ -589,12 +649,20 @@ def fallback_message(response: requests.Response) -> str:
     return response.reason or "HTTP error"
 
 
-class ApiClient(dg.ConfigurableResource):
+class ApiClient(BaseModel):
     """What both API clients share: one pooled :class:`ApiSession` per client, built
-    lazily (resources are pickled to run processes, sessions are not), request counters,
-    and secrets masked in ``repr`` and in every error."""
+    lazily, request counters, and secrets masked in ``repr`` and in every error.
+
+    A client is built per tenant from the tenants file (``TenantConfig.tripletex_client``),
+    not registered as a Dagster resource, so nothing tears it down for its user: whoever
+    builds one closes it (``close()`` or ``with client:``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     system: ClassVar[str] = "API"
+    #: The exception this API's error envelope becomes.
+    error_type: ClassVar[type[ApiError]] = ApiError
     #: Fields that hold secrets: masked in repr, redacted from errors and logs.
     secret_fields: ClassVar[tuple[str, ...]] = ()
 
@@ -616,6 +684,23 @@ class ApiClient(dg.ConfigurableResource):
     _clock: Clock | None = PrivateAttr(default=None)
     _sleeper: Sleeper | None = PrivateAttr(default=None)
 
+    def use_clock(self, *, monotonic: Clock | None = None, sleeper: Sleeper | None = None) -> Self:
+        """Replace the monotonic clock and sleep (tests); call before any request."""
+        if monotonic is not None:
+            self._clock = monotonic
+        if sleeper is not None:
+            self._sleeper = sleeper
+        return self
+
+    def key_field(self, entity: str) -> str:
+        """The field that holds an entity's key (number) in this API."""
+        raise NotImplementedError
+
+    def key_of(self, entity: Any, record: Mapping[str, Any]) -> str | None:
+        """The record's key as this API names it, trimmed; None when empty."""
+        key = record.get(self.key_field(entity))
+        return str(key).strip() if key not in (None, "") else None
+
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, ("***" if name in self.secret_fields else value)
@@ -624,8 +709,15 @@ class ApiClient(dg.ConfigurableResource):
         return tuple(s for s in (getattr(self, f) for f in self.secret_fields) if s)
 
     def _error(self, response: requests.Response, method: str, path: str) -> ApiError:
-        """The API's own error envelope as a typed exception (per client)."""
-        raise NotImplementedError
+        """The API's own error envelope as its typed exception, secrets redacted."""
+        return self.error_type.from_response(response, method, path, self._secrets())
+
+    def _incomplete_listing(
+        self, problem: str, path: str, code: str = "incomplete_listing"
+    ) -> ApiError:
+        """G7: a page that is not one (no envelope, a record without id) is an error, never
+        an empty page or the end of the listing."""
+        return self.error_type(status=200, code=code, message=problem, method="GET", path=path)
 
     def _http(self) -> ApiSession:
         with self._lock:
@@ -668,5 +760,8 @@ class ApiClient(dg.ConfigurableResource):
                 self._api.close()
                 self._api = None
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.close()

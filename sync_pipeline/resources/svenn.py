@@ -12,22 +12,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import requests
 from pydantic import Field
 
+from sync_pipeline.model import PLURAL, Entity
 from sync_pipeline.resources.http import (
     ApiClient,
     ApiError,
-    Clock,
-    Sleeper,
-    error_body,
-    fallback_message,
+    ErrorEnvelope,
+    RequestOptions,
     redact,
 )
+from sync_pipeline.resources.systems import Record, Written
 
 RESOURCES = ("projects", "customers", "employees")
+#: The key (number) of each entity as Svenn names it (G4: creates always send it).
+KEY_FIELD: dict[Entity, str] = {
+    "project": "display_id",
+    "customer": "customer_number",
+    "employee": "employee_number",
+}
 _ERRORS_PATH = "/integrations/tripletex/errors"
 #: Operations one bulk request may carry (svenn-api.md, "Bulk writes").
 BULK_MAX_OPERATIONS = 100
@@ -39,35 +45,15 @@ class SvennApiError(ApiError):
     system = "Svenn"
 
     @classmethod
-    def from_response(
-        cls,
-        response: requests.Response,
-        method: str,
-        path: str,
-        secrets: Iterable[str] = (),
-    ) -> SvennApiError:
-        secrets = tuple(secrets)
-        body = error_body(response)
-        error = body.get("error") if isinstance(body, dict) else None
-        if not isinstance(error, dict):
-            error = {}
-        fields = error.get("fields") or {}
-        validation = (
-            [
-                {"field": redact(str(k), secrets), "message": redact(str(v), secrets)}
-                for k, v in fields.items()
-            ]
-            if isinstance(fields, dict)
-            else []
-        )
-        return cls(
-            status=response.status_code,
+    def envelope(cls, body: dict[str, Any], response: requests.Response) -> ErrorEnvelope:
+        error = body.get("error")
+        error = error if isinstance(error, dict) else {}
+        fields = error.get("fields")
+        return ErrorEnvelope(
             code=error.get("code"),
-            message=redact(str(error.get("message") or fallback_message(response)), secrets),
-            validation_messages=validation,
+            message=error.get("message"),
+            fields=list(fields.items()) if isinstance(fields, dict) else [],
             request_id=response.headers.get("X-Request-Id"),
-            method=method,
-            path=path,
         )
 
 
@@ -112,6 +98,11 @@ class BulkResult:
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
+    @property
+    def written(self) -> Written | None:
+        """The created or updated record's id and version (None without a record)."""
+        return Written.of(self.record)
+
     def as_error(self, resource: str) -> SvennApiError | None:
         """The failure as the error a single-record call would have raised (None if ok)."""
         if self.ok:
@@ -146,46 +137,22 @@ class SvennClient(ApiClient):
     """Svenn API v1 client: cursor paging, idempotent creates, retries, typed errors."""
 
     system: ClassVar[str] = "Svenn"
+    error_type: ClassVar[type[ApiError]] = SvennApiError
     secret_fields: ClassVar[tuple[str, ...]] = ("api_key",)
 
     base_url: str = Field(description="API root including /api/v1.")
     api_key: str = Field(description="The company's API key (secret).")
     page_size: int = Field(default=500, ge=1, le=500)
 
-    def use_clock(
-        self, *, monotonic: Clock | None = None, sleeper: Sleeper | None = None
-    ) -> SvennClient:
-        """Replace the monotonic clock and sleep (tests); call before any request."""
-        if monotonic is not None:
-            self._clock = monotonic
-        if sleeper is not None:
-            self._sleeper = sleeper
-        return self
-
     # -- plumbing -----------------------------------------------------------------------
-    def _error(self, response: requests.Response, method: str, path: str) -> SvennApiError:
-        return SvennApiError.from_response(response, method, path, self._secrets())
-
     def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        expected: tuple[int, ...] = (200, 201, 204),
-        resend_safe: bool = False,
+        self, method: str, path: str, **options: Unpack[RequestOptions]
     ) -> requests.Response:
-        return self._http().request(
-            method,
-            path,
-            params=params,
-            json=json,
-            headers={"Authorization": f"Bearer {self.api_key}", **(headers or {})},
-            expected=expected,
-            resend_safe=resend_safe,
-        )
+        options["headers"] = {
+            "Authorization": f"Bearer {self.api_key}",
+            **(options.get("headers") or {}),
+        }
+        return self._http().request(method, path, **options)
 
     # -- records --------------------------------------------------------------------------
     def iter_pages(
@@ -212,17 +179,14 @@ class SvennClient(ApiClient):
             if not cursor:
                 return
             if cursor in seen:  # a server bug must not turn an extract into an endless loop
-                raise SvennApiError(
-                    status=200,
+                raise self._incomplete_listing(
+                    "the server returned a cursor it had returned before",
+                    f"/{resource}",
                     code="cursor_loop",
-                    message="the server returned a cursor it had returned before",
-                    method="GET",
-                    path=f"/{resource}",
                 )
             seen.add(cursor)
 
-    @staticmethod
-    def _page_records(body: Any, resource: str) -> list[dict[str, Any]]:
+    def _page_records(self, body: Any, resource: str) -> list[dict[str, Any]]:
         """A page's records, or an error when the page is not one (G7): without its envelope
         (``data`` and ``next_cursor``) or with a record lacking its id, the listing's end and
         its content are unknown, so the extract must count as incomplete, never as complete."""
@@ -234,13 +198,7 @@ class SvennClient(ApiClient):
         elif any(not isinstance(r, dict) or not _is_id(r.get("id")) for r in body["data"]):
             problem = "a record on the page has no id"
         if problem:
-            raise SvennApiError(
-                status=200,
-                code="incomplete_listing",
-                message=problem,
-                method="GET",
-                path=f"/{resource}",
-            )
+            raise self._incomplete_listing(problem, f"/{resource}")
         return body["data"]
 
     def list_all(
@@ -349,3 +307,53 @@ class SvennClient(ApiClient):
 
     def get_errors(self) -> list[dict[str, Any]]:
         return self._request("GET", _ERRORS_PATH).json().get("errors") or []
+
+    # -- entities ---------------------------------------------------------------------------
+    # What the sync asks for (``systems.SvennSystem``): resource names, key fields and
+    # tombstones stay here.
+    def key_field(self, entity: Entity) -> str:
+        return KEY_FIELD[entity]
+
+    def iter_changed(
+        self, entity: Entity, since: datetime | str | None, *, include_deleted: bool = True
+    ) -> Iterator[list[Record]]:
+        """Pages of records changed since ``since`` (all when None), tombstones included."""
+        return self.iter_pages(PLURAL[entity], updated_since=since, include_deleted=include_deleted)
+
+    def list_changed(
+        self, entity: Entity, since: datetime | str | None, *, include_deleted: bool = True
+    ) -> list[Record]:
+        return [
+            r
+            for page in self.iter_changed(entity, since, include_deleted=include_deleted)
+            for r in page
+        ]
+
+    def get_many(self, entity: Entity, ids: Iterable[int]) -> list[Record]:
+        """The records with these ids (tombstones too); an id Svenn does not know is absent.
+        Svenn has no id filter, so this is one GET per id."""
+        found: list[Record] = []
+        for id in sorted({int(i) for i in ids}):
+            try:
+                found.append(self.get(PLURAL[entity], id))
+            except SvennApiError as err:
+                if err.status != 404:
+                    raise
+        return found
+
+    def live_by_key(self, entity: Entity, since: datetime) -> dict[str, list[Written]]:
+        """Live records changed since ``since``, by key: where a create whose answer was lost
+        would be found (Svenn has no key filter)."""
+        found: dict[str, list[Written]] = {}
+        for record in self.list_changed(entity, since, include_deleted=False):
+            key = self.key_of(entity, record)
+            written = Written.of(record, KEY_FIELD[entity])
+            if key is not None and written is not None and not record.get("deleted_at"):
+                found.setdefault(key, []).append(written)
+        return found
+
+    def write_many(
+        self, entity: Entity, operations: Sequence[Mapping[str, Any]]
+    ) -> list[BulkResult]:
+        """One bulk of the entity's resource (see :meth:`bulk`)."""
+        return self.bulk(PLURAL[entity], operations)

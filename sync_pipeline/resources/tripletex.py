@@ -11,24 +11,25 @@ error envelope.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 from zoneinfo import ZoneInfo
 
 import requests
 from pydantic import Field, PrivateAttr
 
+from sync_pipeline.model import Entity
 from sync_pipeline.resources.http import (
     ApiClient,
     ApiError,
     Clock,
+    ErrorEnvelope,
+    RequestOptions,
     Sleeper,
-    error_body,
-    fallback_message,
-    redact,
 )
+from sync_pipeline.resources.systems import Record, Written
 
 OSLO = ZoneInfo("Europe/Oslo")
 
@@ -87,36 +88,14 @@ class TripletexApiError(ApiError):
         super().__init__(**kwargs)
 
     @classmethod
-    def from_response(
-        cls,
-        response: requests.Response,
-        method: str,
-        path: str,
-        secrets: Iterable[str] = (),
-    ) -> TripletexApiError:
-        secrets = tuple(secrets)
-        body = error_body(response)
-        if not isinstance(body, dict):
-            body = {}
-        message = body.get("message") or body.get("developerMessage") or fallback_message(response)
-        developer = body.get("developerMessage")
-        validation = [
-            {
-                "field": redact(str(m.get("field") or ""), secrets) or None,
-                "message": redact(str(m.get("message") or ""), secrets),
-            }
-            for m in (body.get("validationMessages") or [])
-            if isinstance(m, dict)
-        ]
-        return cls(
-            status=response.status_code,
+    def envelope(cls, body: dict[str, Any], response: requests.Response) -> ErrorEnvelope:
+        messages = [m for m in (body.get("validationMessages") or []) if isinstance(m, dict)]
+        return ErrorEnvelope(
             code=body.get("code"),
-            message=redact(str(message), secrets),
-            developer_message=redact(str(developer), secrets) if developer else None,
-            validation_messages=validation,
+            message=body.get("message") or body.get("developerMessage"),
+            fields=[(m.get("field"), m.get("message")) for m in messages],
             request_id=body.get("requestId") or response.headers.get("x-tlx-request-id"),
-            method=method,
-            path=path,
+            extra={"developer_message": body.get("developerMessage")},
         )
 
 
@@ -168,23 +147,60 @@ def _has_id(record: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _page_values(body: Any, path: str, fields: str | None) -> list[dict[str, Any]]:
-    """A list page's values, or an error when it is not one (G7): without its envelope
-    (``values`` and ``fullResultSize``), or with a record lacking the id it was asked for,
-    the page's content is unknown, so the listing must count as incomplete — never as an
-    empty page or the end of the listing."""
-    problem = None
+def _page_problem(body: Any, fields: str | None) -> str | None:
+    """Why a list page is not one (G7): without its envelope (``values`` and
+    ``fullResultSize``), or with a record lacking the id it was asked for, the page's content
+    is unknown, so the listing must count as incomplete — never as an empty page or the end
+    of the listing."""
     if not isinstance(body, dict) or not isinstance(body.get("values"), list):
-        problem = "the page has no 'values' list"
-    elif "fullResultSize" not in body:
-        problem = "the page has no 'fullResultSize' (not a list envelope)"
-    elif _selects_id(fields) and not all(_has_id(v) for v in body["values"]):
-        problem = "a record on the page has no id"
-    if problem:
-        raise TripletexApiError(
-            status=200, code="incomplete_listing", message=problem, method="GET", path=path
-        )
-    return body["values"]
+        return "the page has no 'values' list"
+    if "fullResultSize" not in body:
+        return "the page has no 'fullResultSize' (not a list envelope)"
+    if _selects_id(fields) and not all(_has_id(v) for v in body["values"]):
+        return "a record on the page has no id"
+    return None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How one entity is listed: its path, the fields the sync reads, and its passes
+    (pass name → extra filters), each paged on its own."""
+
+    path: str
+    fields: str
+    key_field: str
+    #: The list filter that finds a record by its key.
+    key_filter: str
+    passes: dict[str, dict[str, Any]]
+    #: Whether ``PUT <path>/list`` exists (there is no ``PUT /employee/list``).
+    batch_update: bool
+
+
+#: Tripletex hides inactive customers from a listing by default, so customers are listed
+#: (and looked up) in an active and an inactive pass: a forgotten one would look deleted.
+LISTINGS: dict[Entity, Listing] = {
+    "employee": Listing(
+        "/employee", EMPLOYEE_FIELDS, "employeeNumber", "employeeNumber", {"all": {}}, False
+    ),
+    "customer": Listing(
+        "/customer",
+        CUSTOMER_FIELDS,
+        "customerNumber",
+        "customerAccountNumber",
+        {"active": {"isInactive": False}, "inactive": {"isInactive": True}},
+        True,
+    ),
+    "project": Listing("/project", PROJECT_FIELDS, "number", "number", {"all": {}}, True),
+}
+
+
+@dataclass(frozen=True)
+class ListedPage:
+    """One page of an entity's listing: its pass, its number and what the server said."""
+
+    listing: str
+    number: int
+    page: Page
 
 
 class TripletexClient(ApiClient):
@@ -195,6 +211,7 @@ class TripletexClient(ApiClient):
     """
 
     system: ClassVar[str] = "Tripletex"
+    error_type: ClassVar[type[ApiError]] = TripletexApiError
     secret_fields: ClassVar[tuple[str, ...]] = ("consumer_token", "employee_token")
 
     base_url: str = Field(description="API root including /v2, e.g. https://tripletex.no/v2")
@@ -225,18 +242,11 @@ class TripletexClient(ApiClient):
         """Replace the Oslo date, monotonic clock and sleep (tests); call before any request."""
         if today is not None:
             self._today = today
-        if monotonic is not None:
-            self._clock = monotonic
-        if sleeper is not None:
-            self._sleeper = sleeper
-        return self
+        return super().use_clock(monotonic=monotonic, sleeper=sleeper)
 
     # -- plumbing -----------------------------------------------------------------------
     def _secrets(self) -> tuple[str, ...]:
         return (*super()._secrets(), *((self._session_token,) if self._session_token else ()))
-
-    def _error(self, response: requests.Response, method: str, path: str) -> TripletexApiError:
-        return TripletexApiError.from_response(response, method, path, self._secrets())
 
     # -- session --------------------------------------------------------------------------
     @property
@@ -291,27 +301,15 @@ class TripletexClient(ApiClient):
                 self._session_expires = None
 
     def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        expected: tuple[int, ...] = (200, 201, 204),
+        self, method: str, path: str, **options: Unpack[RequestOptions]
     ) -> requests.Response:
         """An authenticated request; a 401 re-mints the session once, then raises."""
+        options["params"] = _encode_params(options.get("params"))
         for attempt in (1, 2):
             token = self._session()
             try:
                 return self._http().request(
-                    method,
-                    path,
-                    params=_encode_params(params),
-                    json=json,
-                    headers=headers,
-                    auth=(str(self.company_id), token),
-                    expected=expected,
+                    method, path, auth=(str(self.company_id), token), **options
                 )
             except TripletexApiError as err:
                 if err.status == 401 and attempt == 1:
@@ -326,6 +324,12 @@ class TripletexClient(ApiClient):
         return self._request("GET", "/token/session/%3EwhoAmI", params=params).json()["value"]
 
     # -- reads --------------------------------------------------------------------------------
+    def _page_values(self, body: Any, path: str, fields: str | None) -> list[dict[str, Any]]:
+        problem = _page_problem(body, fields)
+        if problem:
+            raise self._incomplete_listing(problem, path)
+        return body["values"]
+
     def get(
         self, path: str, params: Mapping[str, Any] | None = None, fields: str | None = None
     ) -> dict[str, Any]:
@@ -347,7 +351,7 @@ class TripletexClient(ApiClient):
         start = 0
         while True:
             body = self._request("GET", path, params={**base, "from": start, "count": count}).json()
-            values = _page_values(body, path, fields)
+            values = self._page_values(body, path, fields)
             if values:
                 yield values
             if len(values) < count:
@@ -387,7 +391,7 @@ class TripletexClient(ApiClient):
         if response.status_code == 304:
             return Page(values=None, version_digest=if_none_match, not_modified=True)
         body = response.json()
-        values = _page_values(body, path, fields)
+        values = self._page_values(body, path, fields)
         digest = body.get("versionDigest")
         if not digest or str(digest).startswith(_NO_DIGEST_PREFIX):
             digest = None
@@ -421,3 +425,135 @@ class TripletexClient(ApiClient):
         if not bodies:
             return []
         return self._request("PUT", path, json=list(bodies)).json().get("values") or []
+
+    # -- entities ---------------------------------------------------------------------------
+    # What the sync asks for (``systems.TripletexSystem``): paths, key fields, filters and the
+    # customers' two passes stay here.
+    @staticmethod
+    def listing(entity: Entity) -> Listing:
+        return LISTINGS[entity]
+
+    def key_field(self, entity: Entity) -> str:
+        return LISTINGS[entity].key_field
+
+    def iter_listing(
+        self,
+        entity: Entity,
+        digests: Mapping[str, Sequence[str | None]] | None = None,
+        stored_sizes: Mapping[tuple[str, int], int] | None = None,
+    ) -> Iterator[ListedPage]:
+        """Every page of every pass of the entity's listing, sorted by id, each asked with
+        ``If-None-Match`` (the page's known digest, else a probe): a 304 page counts as
+        holding its ``stored_sizes`` rows when deciding whether the listing goes on."""
+        listing = LISTINGS[entity]
+        size = self.page_size
+        for name, filters in listing.passes.items():
+            known = (digests or {}).get(name) or []
+            number = 0
+            while True:
+                page = self.get_page_conditional(
+                    listing.path,
+                    {**filters, "sorting": "id", "from": number * size, "count": size},
+                    listing.fields,
+                    if_none_match=known[number] if number < len(known) else None,
+                )
+                yield ListedPage(name, number, page)
+                if page.not_modified:
+                    rows = (stored_sizes or {}).get((name, number), 0)
+                else:
+                    rows = len(page.values or [])
+                if rows < size:
+                    break
+                number += 1
+
+    def _in_passes(
+        self, entity: Entity, filters: Mapping[str, Any], fields: str
+    ) -> Iterator[list[Record]]:
+        """One listing per pass with ``filters`` (inactive customers are asked separately)."""
+        listing = LISTINGS[entity]
+        for extra in listing.passes.values():
+            yield self.list_all(listing.path, {**filters, **extra}, fields)
+
+    def get_many(
+        self, entity: Entity, ids: Iterable[int], fields: str | None = None
+    ) -> list[Record]:
+        """The records with these ids (inactive customers too), with the listing's fields;
+        an id Tripletex does not have is simply absent."""
+        wanted = sorted({int(i) for i in ids})
+        fields = fields or LISTINGS[entity].fields
+        found: list[Record] = []
+        for start in range(0, len(wanted), self.page_size):
+            chunk = wanted[start : start + self.page_size]
+            for values in self._in_passes(entity, {"id": chunk}, fields):
+                found.extend(values)
+        return found
+
+    def exists(self, entity: Entity, id: int) -> bool:
+        """False only on a 404 for a GET by id; any other error propagates (G7: a record
+        missing from a listing is proven gone this way before anything is deleted)."""
+        try:
+            self.get(f"{LISTINGS[entity].path}/{int(id)}", fields="id")
+        except TripletexApiError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    def find_by_key(self, entity: Entity, key: Any) -> Written | None:
+        """The one record whose key equals ``key`` (inactive customers too), or None; two
+        are left to the rules (DUPLICATE_KEY)."""
+        if key in (None, ""):
+            return None
+        listing = LISTINGS[entity]
+        for values in self._in_passes(
+            entity, {listing.key_filter: key}, f"id,version,{listing.key_field}"
+        ):
+            exact = [v for v in values if self.key_of(entity, v) == str(key).strip()]
+            if len(exact) == 1:
+                return Written.of(exact[0], listing.key_field)
+            if len(exact) > 1:
+                return None
+        return None
+
+    def create_many(
+        self, entity: Entity, bodies: Sequence[Mapping[str, Any]]
+    ) -> list[Written | None]:
+        """``POST /<entity>/list``; the created records paired with their bodies by key
+        (Tripletex does not promise the order), by position only for a body without one."""
+        listing = LISTINGS[entity]
+        values = self.post_list(f"{listing.path}/list", list(bodies))
+        by_key: dict[str, Any] = {}
+        for value in values:
+            key = self.key_of(entity, value) if isinstance(value, dict) else None
+            if key is not None:
+                by_key[key] = value
+        matched: list[Written | None] = []
+        for position, body in enumerate(bodies):
+            key = self.key_of(entity, body)
+            value = by_key.get(key) if key is not None else None
+            if value is None and len(values) == len(bodies):
+                value = values[position]
+            matched.append(Written.of(value, listing.key_field))
+        return matched
+
+    def can_update_many(self, entity: Entity) -> bool:
+        return LISTINGS[entity].batch_update
+
+    def update_many(
+        self, entity: Entity, bodies: Sequence[Mapping[str, Any]]
+    ) -> dict[int, Written]:
+        """``PUT /<entity>/list`` (each body carries id and version); the answer by id."""
+        listing = LISTINGS[entity]
+        values = self.put_list(f"{listing.path}/list", list(bodies))
+        written = (Written.of(v, listing.key_field) for v in values)
+        return {w.id: w for w in written if w is not None}
+
+    def update_one(self, entity: Entity, id: int, body: Mapping[str, Any]) -> Written | None:
+        """``PUT /<entity>/<id>``, for an entity without a batch update."""
+        listing = LISTINGS[entity]
+        return Written.of(self.put(f"{listing.path}/{int(id)}", body), listing.key_field)
+
+    def project_manager_ids(self) -> list[int]:
+        """Employees Tripletex lets manage projects (P10)."""
+        values = self.list_all("/employee", {"assignableProjectManagers": True}, "id")
+        return [int(v["id"]) for v in values]

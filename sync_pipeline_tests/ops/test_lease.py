@@ -188,7 +188,7 @@ def test_G13_links_refuse_second_active_link(tmp_path):
     )
     row = PlanRow(7, "customer", "tripletex", "create", 9, None, "501", "501 Fjord Bygg AS",
                   {}, None, ["G4"], None, None)  # fmt: skip
-    executor._settle(
+    executor.outcomes.settle(
         [
             Result(
                 row,

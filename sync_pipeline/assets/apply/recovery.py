@@ -20,7 +20,6 @@ from typing import Any
 
 from sync_pipeline.assets.apply import wal
 from sync_pipeline.assets.apply.error_log import Finding, insert_findings
-from sync_pipeline.assets.apply.executor import KEY_FIELD, Connect, find_tripletex
 from sync_pipeline.assets.apply.links import (
     LinkIndex,
     LinkWrite,
@@ -28,22 +27,15 @@ from sync_pipeline.assets.apply.links import (
     resolve_refs,
     write_links,
 )
+from sync_pipeline.assets.apply.outcomes import Connect
 from sync_pipeline.assets.apply.sql import first
-from sync_pipeline.model import CODES, PLURAL
+from sync_pipeline.model import CODES
 from sync_pipeline.resources.http import ApiError
+from sync_pipeline.resources.state import transaction
+from sync_pipeline.resources.systems import SvennSystem, TripletexSystem, Written
 
 #: Svenn is searched from a little before the intent (clock skew between the two hosts).
 SVENN_SEARCH_MARGIN = timedelta(minutes=10)
-
-
-def _svenn_matches(svenn: Any, entity: str, since: Any) -> dict[str, list[dict[str, Any]]]:
-    """Live Svenn records changed since ``since``, by key."""
-    field = KEY_FIELD["svenn"][entity]
-    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in svenn.list_all(PLURAL[entity], updated_since=since - SVENN_SEARCH_MARGIN):  # type: ignore[index]
-        if record.get(field) not in (None, "") and not record.get("deleted_at"):
-            found[str(record[field]).strip()].append(record)
-    return found
 
 
 def _planned_base(conn: Any, tenant: str, op: wal.UnknownCreate, index: LinkIndex) -> Any:
@@ -63,10 +55,10 @@ def _planned_base(conn: Any, tenant: str, op: wal.UnknownCreate, index: LinkInde
 
 
 def _refused(
-    tenant: str, run_id: str, op: wal.UnknownCreate, ids: tuple[Any, Any], found: dict[str, Any]
+    tenant: str, run_id: str, op: wal.UnknownCreate, ids: tuple[Any, Any], found: Written
 ) -> Finding:
     spec = CODES["LINK_REFUSED"]
-    details = {"rule_id": spec.rule_id, "recovered_from_run": op.run_id, "result_id": found["id"]}
+    details = {"rule_id": spec.rule_id, "recovered_from_run": op.run_id, "result_id": found.id}
     return Finding(
         tenant, run_id, op.entity, op.target, ids[0], ids[1], op.key, spec.code, spec.severity,
         spec.rule_id, spec.message, details,
@@ -74,7 +66,13 @@ def _refused(
 
 
 def recover(
-    *, tenant: str, run_id: str, connect: Connect, tripletex: Any, svenn: Any, log: Any
+    *,
+    tenant: str,
+    run_id: str,
+    connect: Connect,
+    tripletex: TripletexSystem,
+    svenn: SvennSystem,
+    log: Any,
 ) -> dict[str, int]:
     """Look up every unsettled create of earlier runs; returns counts by result."""
     counts: dict[str, int] = defaultdict(int)
@@ -84,15 +82,19 @@ def recover(
         abandoned = wal.abandon_other_intents(conn, tenant, run_id)
     if abandoned:
         counts["other_writes_closed"] = abandoned
-    svenn_cache: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    svenn_cache: dict[str, dict[str, list[Written]]] = {}
     for op in pending:
+        found: Written | None
         try:
             if op.target == "tripletex":
-                found = find_tripletex(tripletex, op.entity, op.key)
+                found = tripletex.find_by_key(op.entity, op.key)  # type: ignore[arg-type]
             else:
                 if op.entity not in svenn_cache:
                     since = min(p.started_at for p in pending if p.entity == op.entity)
-                    svenn_cache[op.entity] = _svenn_matches(svenn, op.entity, since)
+                    svenn_cache[op.entity] = svenn.live_by_key(
+                        op.entity,  # type: ignore[arg-type]
+                        since - SVENN_SEARCH_MARGIN,
+                    )
                 hits = svenn_cache[op.entity].get(str(op.key or "").strip(), [])
                 found = hits[0] if len(hits) == 1 else None
         except ApiError as err:
@@ -112,23 +114,18 @@ def recover(
             ) -> None:
                 wal.settle_earlier(conn, tenant, run, seq, state, result_id, {"recovery": note})
 
-            conn.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(conn):
                 if found is None:
                     settle("failed", None, "not found by key; the rules plan it again")
                     counts["not_found"] += 1
                 elif index.is_linked(op.entity, source_side, source_id) or index.is_linked(
-                    op.entity,
-                    op.target,
-                    found["id"],  # type: ignore[arg-type]
+                    op.entity, op.target, found.id
                 ):
-                    settle("done", int(found["id"]), "found by key; already linked")
+                    settle("done", found.id, "found by key; already linked")
                     counts["already_linked"] += 1
                 else:
                     ids = (
-                        (source_id, int(found["id"]))
-                        if op.target == "tripletex"
-                        else (int(found["id"]), source_id)
+                        (source_id, found.id) if op.target == "tripletex" else (found.id, source_id)
                     )
                     link = LinkWrite(
                         "insert",
@@ -142,17 +139,13 @@ def recover(
                     if write_links(conn, tenant, [link]):  # G13: an id got linked meanwhile
                         settle(
                             "skipped",
-                            int(found["id"]),
+                            found.id,
                             "found by key; link refused: an id is linked already",
                         )
                         insert_findings(conn, [_refused(tenant, run_id, op, ids, found)])
                         counts["link_refused"] += 1
                     else:
                         index.add(op.entity, *ids)
-                        settle("done", int(found["id"]), "found by key and linked")
+                        settle("done", found.id, "found by key and linked")
                         counts["linked"] += 1
-                conn.execute("COMMIT")
-            except Exception:
-                conn.execute("ROLLBACK")
-                raise
     return dict(counts)

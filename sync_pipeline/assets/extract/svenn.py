@@ -58,9 +58,7 @@ def fetch(
     """Every page of the listing as JSON rows, and the newest ``updated_at`` among them."""
     rows: list[str] = []
     newest: datetime | None = None
-    for page in client.iter_pages(
-        PLURAL[entity], updated_since=updated_since, include_deleted=True
-    ):
+    for page in client.iter_changed(entity, updated_since):
         rows.extend(json_rows(page))
         page_newest = max(
             (t for t in (_parse_time(r.get("updated_at")) for r in page) if t), default=None

@@ -50,33 +50,10 @@ from sync_pipeline.assets.extract.snapshot import (
 from sync_pipeline.model import PLURAL, Entity
 from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.resources.http import ApiError
+from sync_pipeline.resources.state import transaction
 from sync_pipeline.resources.storage import SyncDuckDB
-from sync_pipeline.resources.tripletex import (
-    CUSTOMER_FIELDS,
-    EMPLOYEE_FIELDS,
-    PROJECT_FIELDS,
-    TripletexClient,
-)
+from sync_pipeline.resources.tripletex import TripletexClient
 from sync_pipeline.tenants import TenantsResource
-
-
-@dataclass(frozen=True)
-class Listing:
-    path: str
-    fields: str
-    #: listing name → extra query parameters; each is paged on its own.
-    passes: dict[str, dict[str, Any]]
-
-
-LISTINGS: dict[Entity, Listing] = {
-    "employee": Listing("/employee", EMPLOYEE_FIELDS, {"all": {}}),
-    "customer": Listing(
-        "/customer",
-        CUSTOMER_FIELDS,
-        {"active": {"isInactive": False}, "inactive": {"isInactive": True}},
-    ),
-    "project": Listing("/project", PROJECT_FIELDS, {"all": {}}),
-}
 
 
 @dataclass
@@ -104,40 +81,23 @@ def stored_page_sizes(
 
 def fetch(
     client: TripletexClient,
-    listing: Listing,
+    entity: Entity,
     old_digests: dict[str, list[str | None]],
     stored_sizes: dict[tuple[str, int], int],
 ) -> ListingResult:
     """Walk every page of every pass; 304 pages are kept from the stored snapshot."""
     out = ListingResult()
-    size = client.page_size
-    for name, params in listing.passes.items():
-        known = old_digests.get(name) or []
-        digests: list[str | None] = []
-        page = 0
-        while True:
-            result = client.get_page_conditional(
-                listing.path,
-                {**params, "sorting": "id", "from": page * size, "count": size},
-                listing.fields,
-                if_none_match=known[page] if page < len(known) else None,
-            )
-            digests.append(result.version_digest)
-            if result.not_modified:
-                out.pages_not_modified += 1
-                out.kept_pages.append((name, page))
-                n = stored_sizes.get((name, page), 0)
-            else:
-                out.pages_fetched += 1
-                values = result.values or []
-                n = len(values)
-                out.rows.extend(json_rows(values))
-                out.row_listing.extend([name] * n)
-                out.row_page.extend([page] * n)
-            if n < size:
-                break
-            page += 1
-        out.digests[name] = digests
+    for listed in client.iter_listing(entity, old_digests, stored_sizes):
+        out.digests.setdefault(listed.listing, []).append(listed.page.version_digest)
+        if listed.page.not_modified:
+            out.pages_not_modified += 1
+            out.kept_pages.append((listed.listing, listed.number))
+            continue
+        out.pages_fetched += 1
+        values = listed.page.values or []
+        out.rows.extend(json_rows(values))
+        out.row_listing.extend([listed.listing] * len(values))
+        out.row_page.extend([listed.number] * len(values))
     return out
 
 
@@ -153,25 +113,20 @@ def land_token_owner(duckdb: SyncDuckDB, client: TripletexClient, tenant: str, m
     if known and mode != "full":
         return
     me = client.who_am_i()
-    managers = client.list_all("/employee", {"assignableProjectManagers": True}, "id")
-    with duckdb.get_connection() as conn:
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            conn.execute(
-                "INSERT OR REPLACE INTO sync.tenant_context VALUES (?, ?, ?, now())",
-                [tenant, me.get("employeeId"), me.get("companyId")],
-            )
-            conn.execute(
-                "DELETE FROM staging.tripletex_project_managers WHERE tenant = ?", [tenant]
-            )
-            conn.execute(
-                "INSERT INTO staging.tripletex_project_managers SELECT ?, unnest(?::BIGINT[])",
-                [tenant, [m["id"] for m in managers]],
-            )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    managers = client.project_manager_ids()
+    with duckdb.get_connection() as conn, transaction(conn):
+        conn.execute(
+            "INSERT OR REPLACE INTO sync.tenant_context "
+            "(tenant, tripletex_employee_id, tripletex_company_id, fetched_at) "
+            "VALUES (?, ?, ?, now())",
+            [tenant, me.get("employeeId"), me.get("companyId")],
+        )
+        conn.execute("DELETE FROM staging.tripletex_project_managers WHERE tenant = ?", [tenant])
+        conn.execute(
+            "INSERT INTO staging.tripletex_project_managers (tenant, employee_id) "
+            "SELECT ?, unnest(?::BIGINT[])",
+            [tenant, managers],
+        )
 
 
 def extract_entity(
@@ -182,14 +137,14 @@ def extract_entity(
 ) -> dict[str, Any]:
     """Extract one entity; returns the metadata common to its two assets."""
     tenant = context.partition_key
-    listing = LISTINGS[entity]
+    fields = client.listing(entity).fields
     now = datetime.now(UTC)
     with duckdb.get_connection() as conn:
         previous = previous_extract(conn, tenant, "tripletex", entity)
     mode, why = choose_mode(previous, force_full=wants_full_extract(context), now=now)
     old = (previous.watermark or {}) if previous else {}
     if mode == "incremental" and (
-        old.get("page_size") != client.page_size or old.get("fields") != listing.fields
+        old.get("page_size") != client.page_size or old.get("fields") != fields
     ):
         mode, why = "full", "page size or field selection changed"
     old_digests = old.get("digests", {}) if mode == "incremental" else {}
@@ -198,7 +153,7 @@ def extract_entity(
     before = client.requests_made
     with timed() as clock:
         try:
-            got = fetch(client, listing, old_digests, sizes)
+            got = fetch(client, entity, old_digests, sizes)
             if entity == "employee":
                 land_token_owner(duckdb, client, tenant, mode)
         except ApiError as err:
@@ -206,7 +161,7 @@ def extract_entity(
         rec.requests = client.requests_made - before  # the >whoAmI included
         rec.watermark = {
             "page_size": client.page_size,
-            "fields": listing.fields,
+            "fields": fields,
             "digests": got.digests,
         }
         table = pa.table(
