@@ -258,7 +258,7 @@ def tenants_overview(tenants_file: str | Path | None) -> int:
                    QUALIFY row_number() OVER (PARTITION BY tenant ORDER BY started_at DESC) = 1""",
             )
         }
-        errors = {
+        open_errors = {
             r["tenant"]: r
             for r in dict_rows(
                 conn,
@@ -290,7 +290,7 @@ def tenants_overview(tenants_file: str | Path | None) -> int:
             if outcome is None and db_run:
                 outcome = db_run["outcome"]
         at = last["at"] or (db_run or {}).get("started_at")
-        errs = errors.get(key, {})
+        errs = open_errors.get(key, {})
         streak = last["streak"]
         rows.append(
             {
