@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sync_pipeline.assets.rules import RULE_ASSETS
 from sync_pipeline.assets.rules.canonical import base_json_sql, long_values_sql
 from sync_pipeline.generator import generate_world
+from sync_pipeline.generator.staged import stage_world
 from sync_pipeline.model import ENTITIES
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline.tenants import TenantsResource
-from sync_pipeline_tests.rules.worlds import stage_world
 
 TENANT = "bench"
 

@@ -1,5 +1,9 @@
 """The one place the Dagster code location is assembled."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 from dagster import (
     Definitions,
     load_asset_checks_from_package_module,
@@ -7,21 +11,27 @@ from dagster import (
 )
 
 from sync_pipeline import assets
-from sync_pipeline.checks import CHECKS
 from sync_pipeline.jobs import plan_job, sync_job
 from sync_pipeline.resources.storage import SyncDuckDB, duckdb_path
-from sync_pipeline.schedules import SCHEDULES, failing_tenants_sensor
+from sync_pipeline.schedules import SCHEDULES
 from sync_pipeline.sensors import SENSORS
 from sync_pipeline.tenants import TenantsResource, tenants_file_path
 
-defs = Definitions(
-    assets=load_assets_from_package_module(assets),
-    asset_checks=[*load_asset_checks_from_package_module(assets), *CHECKS],
-    jobs=[sync_job, plan_job],
-    schedules=SCHEDULES,
-    sensors=[*SENSORS, failing_tenants_sensor],
-    resources={
-        "duckdb": SyncDuckDB(database=duckdb_path()),
-        "tenants": TenantsResource(tenants_file=str(tenants_file_path())),
-    },
-)
+
+def build_defs(*, tenants_file: str | Path | None = None) -> Definitions:
+    """The code location, its runs reading ``tenants_file`` (the CLI's ``--tenants-file``;
+    by default ``$SYNC_TENANTS_FILE`` or ``data/tenants.yaml``)."""
+    return Definitions(
+        assets=load_assets_from_package_module(assets),
+        asset_checks=load_asset_checks_from_package_module(assets),
+        jobs=[sync_job, plan_job],
+        schedules=SCHEDULES,
+        sensors=SENSORS,
+        resources={
+            "duckdb": SyncDuckDB(database=duckdb_path()),
+            "tenants": TenantsResource(tenants_file=str(tenants_file or tenants_file_path())),
+        },
+    )
+
+
+defs = build_defs()

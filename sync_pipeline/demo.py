@@ -21,11 +21,15 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 
-from sync_pipeline import cli
+from sync_pipeline.ops import EXIT_OK, OperatorError, decisions, reports, runs
+from sync_pipeline.ops.instance import dagster_instance
+from sync_pipeline.ops.progress import quiet_console
+from sync_pipeline.ops.store import connect, open_db
 from sync_pipeline.resources.storage import duckdb_path
 from sync_pipeline.sandbox.process import SandboxProcess, SandboxStartError
 from sync_pipeline.tenants import tenants_file_path
@@ -53,7 +57,7 @@ def _check_ours(tenants_file: Path, database: Path) -> None:
         )
     if database.exists():
         try:
-            with duckdb.connect(str(database), read_only=True) as conn:
+            with connect(str(database), read_only=True) as conn:
                 tenants = {
                     row[0]
                     for row in conn.execute(
@@ -87,7 +91,7 @@ def render_tenants_file(template: str, tripletex: SandboxProcess, svenn: Sandbox
 
 
 def _latest_plan_run(tenant: str) -> str | None:
-    with cli.open_db() as conn:
+    with open_db() as conn:
         row = conn.execute(
             "SELECT run_id FROM sync.plan WHERE tenant = ? ORDER BY planned_at DESC LIMIT 1",
             [tenant],
@@ -95,26 +99,31 @@ def _latest_plan_run(tenant: str) -> str | None:
     return row[0] if row else None
 
 
-def _step(argv: list[str]) -> None:
-    print(f"$ sync-pipeline {' '.join(argv)}", flush=True)
-    code = cli.main(argv)
-    if code != cli.EXIT_OK:
-        raise DemoError(f"`sync-pipeline {' '.join(argv)}` exited with {code}")
+def _step(command: str, operation: Callable[[], int]) -> None:
+    """One operation, shown as the command an operator would type for it."""
+    print(f"$ sync-pipeline {command}", flush=True)
+    code = operation()
+    if code != EXIT_OK:
+        raise DemoError(f"`sync-pipeline {command}` exited with {code}")
 
 
-def first_sync() -> None:
+def first_sync(tenants_file: Path) -> None:
     """Review first (plan only), then go live and apply."""
     _banner("1/3 first sync in review mode: the plan, nothing written (G9)")
-    _step(["run", "--tenant", TENANT, "--full"])
+    _step(f"run --tenant {TENANT} --full", lambda: runs.run(tenants_file, TENANT, full=True))
     run_id = _latest_plan_run(TENANT)
     if run_id:
-        cli.show_plan(TENANT, run_id, limit=25)
+        reports.show_plan(TENANT, run_id, limit=25)
     _banner("2/3 approve the go-live and sync again: the plan is applied")
-    _step(["approve", "--tenant", TENANT, "--by", os.environ.get("USER") or "demo"])
-    _step(["run", "--tenant", TENANT, "--full"])
+    by = os.environ.get("USER") or "demo"
+    _step(
+        f"approve --tenant {TENANT} --by {by}",
+        lambda: decisions.approve(tenants_file, TENANT, by),
+    )
+    _step(f"run --tenant {TENANT} --full", lambda: runs.run(tenants_file, TENANT, full=True))
     _banner("3/3 open errors (records not synced, with the reason users see in Svenn)")
-    _step(["errors", "--tenant", TENANT])
-    _step(["tenants"])
+    _step(f"errors --tenant {TENANT}", lambda: reports.errors(tenants_file, TENANT))
+    _step("tenants", lambda: reports.tenants_overview(tenants_file))
 
 
 def _interrupt(_signo: int, _frame: object) -> None:
@@ -184,6 +193,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    quiet_console()
     tenants_file = tenants_file_path()
     database = Path(duckdb_path())
     started: list[SandboxProcess] = []
@@ -191,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_ours(tenants_file, database)
         _fresh_database(database)
         # the instance up front: on PostgreSQL (SYNC_DAGSTER_POSTGRES_URL) one line if it does not answer
-        cli.dagster_instance().dispose()
+        dagster_instance().dispose()
         _banner("starting the Tripletex and Svenn sandboxes with the demo world")
         for kind, port in (("tripletex", args.tripletex_port), ("svenn", args.svenn_port)):
             started.append(SandboxProcess.start(kind, "--port", str(port), "--seed", "demo"))
@@ -203,12 +213,12 @@ def main(argv: list[str] | None = None) -> int:
             encoding="utf-8",
         )
         print(f"wrote {tenants_file} (tenant '{TENANT}', review mode)", flush=True)
-        first_sync()
+        first_sync(tenants_file)
         if args.stop_after_sync:
             _banner("demo complete (--stop-after-sync: not serving the UI)")
             return 0
         return serve_ui(args.ui_port)
-    except (DemoError, SandboxStartError, OSError, cli.CliError) as exc:
+    except (DemoError, SandboxStartError, OSError, OperatorError) as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

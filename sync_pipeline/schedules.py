@@ -1,10 +1,10 @@
-"""Schedules that keep every tenant in sync, and the watch on tenants whose runs keep failing.
+"""Schedules that keep every tenant in sync (the watch on failing tenants is in ``sensors``).
 
 Every 15 minutes an incremental sync of each tenant; nightly at 02:00 Oslo time a
 full reconcile (Tripletex recommends a nightly full sync: an incremental extract
 cannot see every deletion). One run per tenant partition; a tenant whose last
 run is still queued or in progress is skipped, and the instance's run queue
-(limit 1 per value of the ``dagster/partition`` tag, see ``cli.DAGSTER_YAML``)
+(limit 1 per value of the ``dagster/partition`` tag, see ``ops.instance.DAGSTER_YAML``)
 keeps it that way for runs queued at the same moment or launched from the UI. Transient failures are
 retried twice with backoff inside the API clients, then once more as a whole
 run (``dagster/max_retries``, run retries enabled in the instance).
@@ -13,7 +13,7 @@ run (``dagster/max_retries``, run retries enabled in the instance).
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES, DagsterRunStatus
+from dagster import DagsterRunStatus
 
 from sync_pipeline.jobs import sync_job
 from sync_pipeline.partitions import FULL_EXTRACT_TAG, tenant_partitions
@@ -24,6 +24,15 @@ PARTITION_TAG = "dagster/partition"
 TIMEZONE = "Europe/Oslo"
 #: Consecutive failed runs from which a tenant is flagged as failing (CLI ``tenants``, sensor).
 FAILING_STREAK = 2
+#: A run still queued or going (Dagster's own list of these is in a private module).
+NOT_FINISHED_STATUSES = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.SUSPENDED,
+    DagsterRunStatus.CANCELING,
+]
 #: Run-level retries for scheduled runs, after the clients' own request retries.
 RUN_RETRY_TAGS = {"dagster/max_retries": "1", "dagster/retry_strategy": "FROM_FAILURE"}
 
@@ -108,23 +117,6 @@ def incremental_sync_schedule(context: dg.ScheduleEvaluationContext):
 )
 def nightly_full_schedule(context: dg.ScheduleEvaluationContext):
     return _tenant_run_requests(context, full=True, origin="schedule:nightly")
-
-
-@dg.run_failure_sensor(
-    name="failing_tenants",
-    monitored_jobs=[sync_job],
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Flags a tenant whose sync runs keep failing (also shown by `sync-pipeline "
-    "tenants`).",
-)
-def failing_tenants_sensor(context: dg.RunFailureSensorContext):
-    tenant = context.dagster_run.tags.get(PARTITION_TAG, "?")
-    streak = failing_streak(context.instance, tenant)
-    message = context.failure_event.message or "run failed"
-    if streak >= FAILING_STREAK:
-        context.log.error(f"tenant {tenant}: {streak} sync runs in a row failed; last: {message}")
-    else:
-        context.log.warning(f"tenant {tenant}: sync run failed: {message}")
 
 
 SCHEDULES: list = [incremental_sync_schedule, nightly_full_schedule]

@@ -10,20 +10,23 @@ loss): its tenant lease expired without renewal, or its CLI process on this host
 it no longer shows as running, the schedules (which skip a tenant whose run is going)
 sync the tenant again, and its pool slots are freed. It also releases leases still held
 by runs that are over (terminated from the UI).
+
+Two run-failure sensors: ``failed_runs_recorded`` gives every failed run its ``sync.runs``
+row (G10), ``failing_tenants`` flags a tenant whose runs keep failing.
 """
 
-import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 import dagster as dg
-import duckdb
 
 from sync_pipeline import lease
-from sync_pipeline.assets.apply.runs import record_failed_runs_if_free
+from sync_pipeline.assets.apply.exports import export_dir, export_parquet
+from sync_pipeline.assets.apply.runs import record_failed_runs
 from sync_pipeline.jobs import sync_job
+from sync_pipeline.ops.store import brief_connection
 from sync_pipeline.partitions import tenant_partitions
-from sync_pipeline.resources.storage import SyncDuckDB, migrate
+from sync_pipeline.resources.storage import SyncDuckDB
+from sync_pipeline.schedules import FAILING_STREAK, PARTITION_TAG, failing_streak
 from sync_pipeline.tenants import TenantConfigError, TenantsResource
 
 PARTITIONS_NAME = tenant_partitions.name
@@ -75,31 +78,6 @@ def tenant_partitions_sensor(context: dg.SensorEvaluationContext, tenants: Tenan
     return dg.SensorResult(dynamic_partitions_requests=requests)
 
 
-@contextmanager
-def brief_connection(
-    store: SyncDuckDB, wait_s: float = 5.0
-) -> Iterator[duckdb.DuckDBPyConnection | None]:
-    """A connection if the file is free within ``wait_s`` (a run holds it only briefly),
-    else None: a sensor tick must not hang on a busy state store. Same configuration as
-    the resource's connections, which DuckDB requires within one process."""
-    config = {"custom_user_agent": "dagster", **store.connection_config}
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            conn = duckdb.connect(store.database, config=config)
-            break
-        except duckdb.IOException:
-            if time.monotonic() >= deadline:
-                yield None
-                return
-            time.sleep(0.2)
-    try:
-        migrate(conn)
-        yield conn
-    finally:
-        conn.close()
-
-
 @dg.sensor(
     name="orphaned_runs_sensor",
     description="Marks failed the sync runs whose process is gone (their tenant lease expired "
@@ -140,14 +118,37 @@ def failed_runs_sensor(context: dg.RunFailureSensorContext, duckdb: SyncDuckDB):
     tenant = context.dagster_run.tags.get("dagster/partition")
     if not tenant:
         return dg.SkipReason("a sync run without a tenant partition")
-    recorded = record_failed_runs_if_free(duckdb.database, context.instance, tenant)
-    if recorded is None:
-        return dg.SkipReason(
-            f"tenant {tenant}: the DuckDB file is held by another process; the tenant's next "
-            "run records the failed run in sync.runs"
-        )
+    with brief_connection(duckdb, wait_s=0) as conn:  # one attempt: the daemon must not wait
+        if conn is None:
+            return dg.SkipReason(
+                f"tenant {tenant}: the DuckDB file is held by another process; the tenant's "
+                "next run records the failed run in sync.runs"
+            )
+        recorded = record_failed_runs(conn, context.instance, tenant)
+        export_parquet(conn, tenant, export_dir())
     context.log.info(f"tenant {tenant}: {recorded} failed run(s) recorded in sync.runs")
     return None
 
 
 SENSORS.append(failed_runs_sensor)
+
+
+# -- tenants whose runs keep failing ---------------------------------------------------------
+@dg.run_failure_sensor(
+    name="failing_tenants",
+    monitored_jobs=[sync_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Flags a tenant whose sync runs keep failing (also shown by `sync-pipeline "
+    "tenants`).",
+)
+def failing_tenants_sensor(context: dg.RunFailureSensorContext):
+    tenant = context.dagster_run.tags.get(PARTITION_TAG, "?")
+    streak = failing_streak(context.instance, tenant)
+    message = context.failure_event.message or "run failed"
+    if streak >= FAILING_STREAK:
+        context.log.error(f"tenant {tenant}: {streak} sync runs in a row failed; last: {message}")
+    else:
+        context.log.warning(f"tenant {tenant}: sync run failed: {message}")
+
+
+SENSORS.append(failing_tenants_sensor)

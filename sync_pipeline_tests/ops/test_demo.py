@@ -134,12 +134,12 @@ def test_demo_instance_file_we_wrote_before_nux_gains_it(tmp_path, monkeypatch):
     and the UI stops showing the first-visit dialog there too."""
     import yaml
 
-    from sync_pipeline import cli
+    from sync_pipeline.ops import instance as ops_instance
 
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(cli._EARLIER_DAGSTER_YAMLS[0])
+    (home / "dagster.yaml").write_text(ops_instance._EARLIER_DAGSTER_YAMLS[0])
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.delenv(cli.POSTGRES_URL_ENV, raising=False)
-    cli.dagster_home()
+    monkeypatch.delenv(ops_instance.POSTGRES_URL_ENV, raising=False)
+    ops_instance.dagster_home()
     assert yaml.safe_load((home / "dagster.yaml").read_text())["nux"] == {"enabled": False}

@@ -64,19 +64,19 @@ def test_instance_is_embedded_sqlite_by_default_and_postgres_when_the_url_is_set
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
     from dagster_postgres.schedule_storage import PostgresScheduleStorage
 
-    from sync_pipeline import cli
+    from sync_pipeline.ops import instance as ops_instance
 
     home = tmp_path / "dagster_home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.delenv(cli.POSTGRES_URL_ENV, raising=False)
-    instance = cli.dagster_instance()
+    monkeypatch.delenv(ops_instance.POSTGRES_URL_ENV, raising=False)
+    instance = ops_instance.dagster_instance()
     try:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
     finally:
         instance.dispose()
 
-    monkeypatch.setenv(cli.POSTGRES_URL_ENV, _with_password(postgres_url))
-    instance = cli.dagster_instance()  # our unedited file follows the setting
+    monkeypatch.setenv(ops_instance.POSTGRES_URL_ENV, _with_password(postgres_url))
+    instance = ops_instance.dagster_instance()  # our unedited file follows the setting
     try:
         assert isinstance(instance.run_storage, PostgresRunStorage)
         assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
@@ -93,8 +93,8 @@ def test_instance_is_embedded_sqlite_by_default_and_postgres_when_the_url_is_set
     tables = {name for (name,) in _query(postgres_url, "SELECT tablename FROM pg_tables")}
     assert {"runs", "event_logs", "instigators"} <= tables
 
-    monkeypatch.delenv(cli.POSTGRES_URL_ENV)
-    instance = cli.dagster_instance()  # and back to the embedded default
+    monkeypatch.delenv(ops_instance.POSTGRES_URL_ENV)
+    instance = ops_instance.dagster_instance()  # and back to the embedded default
     try:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
     finally:
@@ -102,15 +102,16 @@ def test_instance_is_embedded_sqlite_by_default_and_postgres_when_the_url_is_set
 
 
 def test_an_edited_instance_file_that_disagrees_with_the_setting_is_refused(tmp_path, monkeypatch):
-    from sync_pipeline import cli
+    from sync_pipeline.ops import OperatorError
+    from sync_pipeline.ops import instance as ops_instance
 
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # an operator's file
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.setenv(cli.POSTGRES_URL_ENV, "postgresql://u@127.0.0.1:9/x")
-    with pytest.raises(cli.CliError, match="keeps runs in SQLite"):
-        cli.dagster_home()
+    monkeypatch.setenv(ops_instance.POSTGRES_URL_ENV, "postgresql://u@127.0.0.1:9/x")
+    with pytest.raises(OperatorError, match="keeps runs in SQLite"):
+        ops_instance.dagster_home()
     assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
 
 
@@ -173,7 +174,7 @@ def test_a_scheduled_run_in_its_own_process_is_recorded_in_postgres(
 ):
     """As the daemon's run launcher starts it: the schedule's request, a new process that finds
     the instance through DAGSTER_HOME alone, a process per step."""
-    from sync_pipeline import cli
+    from sync_pipeline.ops import instance as ops_instance
     from sync_pipeline.schedules import incremental_sync_schedule
     from sync_pipeline.sensors import ensure_tenant_partitions
 
@@ -182,7 +183,7 @@ def test_a_scheduled_run_in_its_own_process_is_recorded_in_postgres(
     for name in ("SYNC_TENANTS_FILE", "SYNC_DUCKDB_PATH", "DAGSTER_HOME"):
         monkeypatch.setenv(name, workspace.env[name])
     monkeypatch.setenv("SYNC_DAGSTER_POSTGRES_URL", url)
-    instance = cli.dagster_instance()
+    instance = ops_instance.dagster_instance()
     try:
         ensure_tenant_partitions(instance, ["nord"])
         (request,) = [
@@ -262,11 +263,11 @@ def test_the_production_instance_file_is_the_cli_s_and_dagster_accepts_it(tmp_pa
     from dagster._core.instance.config import dagster_instance_config
     from dagster._core.instance.ref import InstanceRef
 
-    from sync_pipeline import cli
     from sync_pipeline.dagster_storage import PostgresStorage
+    from sync_pipeline.ops import instance as ops_instance
 
     documented = (DEPLOY / "dagster.yaml").read_text()
-    assert yaml.safe_load(documented) == yaml.safe_load(cli.DAGSTER_YAML_POSTGRES)
+    assert yaml.safe_load(documented) == yaml.safe_load(ops_instance.DAGSTER_YAML_POSTGRES)
     (tmp_path / "dagster.yaml").write_text(documented)
     config, _ = dagster_instance_config(str(tmp_path))  # raises on any key Dagster rejects
     assert config["storage"]["custom"]["class"] == "PostgresStorage"

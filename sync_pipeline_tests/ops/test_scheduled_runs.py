@@ -22,7 +22,7 @@ DAGSTER = Path(sys.executable).parent / "dagster"
 def test_two_tenants_launched_by_the_schedule_sync_side_by_side(
     workspace, tripletex_sandbox, svenn_sandbox, monkeypatch
 ):
-    from sync_pipeline import cli
+    from sync_pipeline.ops import instance as ops_instance
     from sync_pipeline.schedules import incremental_sync_schedule
     from sync_pipeline.sensors import ensure_tenant_partitions
 
@@ -30,7 +30,7 @@ def test_two_tenants_launched_by_the_schedule_sync_side_by_side(
     _company(workspace, tripletex_sandbox, svenn_sandbox, "sor", seed="world", world_seed=7)
     for name in ("SYNC_TENANTS_FILE", "SYNC_DUCKDB_PATH", "DAGSTER_HOME"):
         monkeypatch.setenv(name, workspace.env[name])
-    instance = cli.dagster_instance()
+    instance = ops_instance.dagster_instance()
     try:
         ensure_tenant_partitions(instance, ["nord", "sor"])
         requests = incremental_sync_schedule(dg.build_schedule_context(instance=instance))

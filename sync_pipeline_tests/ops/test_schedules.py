@@ -79,12 +79,12 @@ def test_failing_streak_counts_consecutive_failures_newest_first(instance):
 
 
 def test_tenants_command_marks_a_tenant_whose_runs_keep_failing(workspace, monkeypatch):
-    from sync_pipeline import cli
+    from sync_pipeline.ops import instance as ops_instance
 
     workspace.add_offline_tenant("acme")
     workspace.add_offline_tenant("bygg")
     monkeypatch.setenv("DAGSTER_HOME", str(workspace.root / "dagster_home"))
-    instance = cli.dagster_instance()
+    instance = ops_instance.dagster_instance()
     assert (workspace.root / "dagster_home" / "dagster.yaml").exists()
     _add_run(instance, "acme", DagsterRunStatus.FAILURE)
     _add_run(instance, "acme", DagsterRunStatus.FAILURE)
@@ -98,10 +98,10 @@ def test_tenants_command_marks_a_tenant_whose_runs_keep_failing(workspace, monke
 
 
 def test_the_instance_queues_one_run_per_tenant_and_retries_failed_runs(tmp_path, monkeypatch):
-    from sync_pipeline import cli
+    from sync_pipeline.ops import instance as ops_instance
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    instance = cli.dagster_instance()  # writes dagster.yaml into a new home
+    instance = ops_instance.dagster_instance()  # writes dagster.yaml into a new home
     try:
         queue = instance.get_concurrency_config().run_queue_config
         assert {

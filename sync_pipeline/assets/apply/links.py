@@ -242,3 +242,174 @@ def apply_to_index(index: LinkIndex, writes: list[LinkWrite]) -> None:
             index.add(w.entity, w.svenn_id, w.tripletex_id)
         elif w.action == "detach":
             index.remove(w.entity, w.svenn_id, w.tripletex_id)
+
+
+# -- operator decisions on link state (``sync-pipeline relink`` / ``repair-links``) ------------
+class ReattachRefused(ValueError):
+    """``relink`` cannot re-attach the link; the message says why (one line)."""
+
+
+def reattach(
+    conn: duckdb.DuckDBPyConnection, tenant: str, entity: str, side: Side, record_id: int
+) -> tuple[int | None, int | None]:
+    """C6: make the detached link of ``side``'s record active again, inside the caller's
+    transaction, with an unknown base (the next merge treats every field as changed). Refused
+    when the record is linked already, or its counterpart has another active link (G13).
+    Returns the link's (svenn_id, tripletex_id)."""
+    column = {"svenn": "svenn_id", "tripletex": "tripletex_id"}[side]
+    links = conn.execute(
+        f"SELECT svenn_id, tripletex_id, state FROM sync.links "
+        f"WHERE tenant = ? AND entity = ? AND {column} = ?",
+        [tenant, entity, record_id],
+    ).fetchall()
+    if any(state == "active" for _, _, state in links):
+        raise ReattachRefused(f"the {entity} with {side} id {record_id} is linked already")
+    detached = [(s, t) for s, t, state in links if state == "detached"]
+    if not detached:
+        raise ReattachRefused(
+            f"tenant '{tenant}': no detached {entity} link with {side} id {record_id}"
+        )
+    svenn_id, tripletex_id = detached[0]
+    clash = conn.execute(
+        "SELECT 1 FROM sync.links WHERE tenant = ? AND entity = ? AND state = 'active' "
+        "AND (svenn_id = ? OR tripletex_id = ?)",
+        [tenant, entity, svenn_id, tripletex_id],
+    ).fetchall()
+    if clash:
+        raise ReattachRefused(
+            f"cannot re-attach: the other record is linked to another {entity} already"
+        )
+    conn.execute(
+        f"UPDATE sync.links SET state = 'active', base = NULL "
+        f"WHERE tenant = ? AND entity = ? AND {column} = ? AND state = 'detached'",
+        [tenant, entity, record_id],
+    )
+    return svenn_id, tripletex_id
+
+
+def g13_duplicate_links_sql() -> str:
+    """Active links sharing a Svenn or Tripletex id with another active link of their entity,
+    and whether their records' keys still match in staging (both live, equal G3 key; for
+    employees also the same e-mail)."""
+    from sync_pipeline.assets.rules.eligibility import key_sql
+    from sync_pipeline.model import ENTITIES, staging_table
+
+    def match(entity: str) -> str:
+        keys = f"{key_sql(entity, 's.number')} = {key_sql(entity, 't.number')}"  # type: ignore[arg-type]
+        if entity == "employee":
+            keys += " OR nullif(lower(trim(s.email)), '') = lower(trim(t.email))"
+        return f"coalesce(NOT s.deleted AND NOT t.deleted AND ({keys}), false)"
+
+    per_entity = " UNION ALL ".join(
+        f"""SELECT d.rid, {match(e)} AS keys_match FROM dup d
+            LEFT JOIN {staging_table("svenn", e)} s ON s.tenant = $tenant AND s.id = d.svenn_id
+            LEFT JOIN {staging_table("tripletex", e)} t
+              ON t.tenant = $tenant AND t.id = d.tripletex_id
+            WHERE d.entity = '{e}'"""
+        for e in ENTITIES
+    )
+    return f"""
+    WITH active AS (
+      SELECT rowid AS rid, entity, svenn_id, tripletex_id, linked_at, last_synced_at
+      FROM sync.links WHERE tenant = $tenant AND state = 'active'
+        AND NOT list_contains($copies, rowid)   -- exact copies of a pair count once
+    ),
+    dup AS (
+      SELECT * FROM active a WHERE EXISTS (
+        SELECT 1 FROM active b WHERE b.entity = a.entity AND b.rid <> a.rid
+          AND (b.svenn_id = a.svenn_id OR b.tripletex_id = a.tripletex_id))
+    )
+    SELECT d.*, m.keys_match FROM dup d JOIN ({per_entity}) m USING (rid)
+    """
+
+
+def g13_keep_sql() -> str:
+    """Of the duplicates (``_dup``), the links kept: keys matching, one per Svenn id, then one
+    per Tripletex id (the most recently synced, then the oldest); all others are detached."""
+    return """
+    WITH per_svenn AS (
+      SELECT *, row_number() OVER (
+        PARTITION BY entity, svenn_id IS NULL, coalesce(svenn_id, rid)
+        ORDER BY last_synced_at DESC NULLS LAST, linked_at, rid) AS n
+      FROM _dup WHERE keys_match
+    ),
+    per_tripletex AS (
+      SELECT *, row_number() OVER (
+        PARTITION BY entity, tripletex_id IS NULL, coalesce(tripletex_id, rid)
+        ORDER BY last_synced_at DESC NULLS LAST, linked_at, rid) AS n2
+      FROM per_svenn WHERE n = 1
+    )
+    SELECT rid FROM per_tripletex WHERE n2 = 1
+    """
+
+
+#: Why repair-links detached a link (``sync.link_detachments``, LINK_DETACHED, G13).
+REPAIR_REASON = "duplicate active link detached by repair-links"
+
+
+@dataclass
+class DuplicateRepair:
+    """What ``repair_duplicate_links`` found (and, unless a dry run, did)."""
+
+    copies: int  # exact copies of a pair, merged into one link
+    #: The links sharing an id: entity, svenn_id, tripletex_id, keys_match, action
+    #: ('keep' | 'detach').
+    pairs: list[dict[str, Any]]
+
+    @property
+    def detached(self) -> list[dict[str, Any]]:
+        return [p for p in self.pairs if p["action"] == "detach"]
+
+
+def repair_duplicate_links(
+    conn: duckdb.DuckDBPyConnection, tenant: str, run_id: str, *, dry_run: bool
+) -> DuplicateRepair:
+    """G13, inside the caller's transaction: merge exact copies of one active pair into one
+    link; of differing active pairs sharing an id, keep the one whose keys still match on
+    both sides and detach every other (with its ``sync.link_detachments`` row, ``run_id``
+    naming the repair). ``dry_run`` only reports."""
+    copies = [
+        rid
+        for (rid,) in conn.execute(
+            """SELECT rowid FROM sync.links
+               WHERE tenant = ? AND state = 'active'
+                 AND svenn_id IS NOT NULL AND tripletex_id IS NOT NULL
+               QUALIFY row_number() OVER (PARTITION BY entity, svenn_id, tripletex_id
+                 ORDER BY last_synced_at DESC NULLS LAST, linked_at, rowid) > 1""",
+            [tenant],
+        ).fetchall()
+    ]
+    if copies and not dry_run:
+        conn.execute(
+            "DELETE FROM sync.links WHERE tenant = ? AND rowid IN (SELECT unnest(?))",
+            [tenant, copies],
+        )
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE _dup AS {g13_duplicate_links_sql()}",
+        {"tenant": tenant, "copies": copies},
+    )
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE _keep AS {g13_keep_sql()}")
+    cur = conn.execute(
+        """SELECT d.entity, d.svenn_id, d.tripletex_id, d.keys_match,
+                  CASE WHEN k.rid IS NULL THEN 'detach' ELSE 'keep' END AS action
+           FROM _dup d LEFT JOIN _keep k USING (rid)
+           ORDER BY d.entity, d.svenn_id, d.tripletex_id"""
+    )
+    names = [d[0] for d in cur.description]
+    repair = DuplicateRepair(
+        len(copies), [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    )
+    if repair.detached and not dry_run:
+        dropped = "(SELECT rid FROM _dup ANTI JOIN _keep USING (rid))"
+        conn.execute(
+            "INSERT INTO sync.link_detachments (tenant, entity, svenn_id, tripletex_id, "
+            "rule_id, reason, run_id, detached_at) SELECT tenant, entity, svenn_id, "
+            f"tripletex_id, 'G13', ?, ?, now() FROM sync.links WHERE tenant = ? AND rowid IN "
+            f"{dropped}",
+            [REPAIR_REASON, run_id, tenant],
+        )
+        conn.execute(
+            f"UPDATE sync.links SET state = 'detached' WHERE tenant = ? AND rowid IN {dropped}",
+            [tenant],
+        )
+    return repair

@@ -12,7 +12,6 @@ from typing import Any
 
 import duckdb
 
-from sync_pipeline.assets.apply.exports import export_dir, export_parquet
 from sync_pipeline.assets.apply.sql import first
 from sync_pipeline.partitions import FULL_EXTRACT_TAG
 from sync_pipeline.resources.state import staged_rows, transaction
@@ -122,30 +121,6 @@ def record_failed_runs(
             [tenant, tenant],
         )
     return len(failed)
-
-
-def record_failed_runs_if_free(database: str, instance: Any, tenant: str) -> int | None:
-    """``record_failed_runs`` and the tenant's exports, in one attempt at the DuckDB file:
-    ``None`` when another process holds it (the tenant's next run records them then).
-
-    For callers that must not wait (the daemon's sensor): the pipeline's own connections
-    wait for the file with a long backoff.
-    """
-    from sync_pipeline.resources.storage import migrate
-
-    try:
-        conn = duckdb.connect(database)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            return None
-        raise
-    try:
-        migrate(conn)
-        count = record_failed_runs(conn, instance, tenant)
-        export_parquet(conn, tenant, export_dir())
-        return count
-    finally:
-        conn.close()
 
 
 def run_counts(conn: duckdb.DuckDBPyConnection, tenant: str, run_id: str) -> dict[str, Any]:

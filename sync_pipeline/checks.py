@@ -1,3 +1,0 @@
-"""Asset checks that are not defined beside their asset."""
-
-CHECKS: list = []
