@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 import yaml
 
 from sync_pipeline.jobs import sync_job
@@ -184,7 +183,7 @@ class WorldTenant:
         )
 
     def query(self, sql: str, *params: Any) -> list[tuple]:
-        with duckdb.connect(str(self.db_path)) as conn:
+        with SyncDuckDB(database=str(self.db_path)).get_connection() as conn:
             return conn.execute(sql, list(params)).fetchall()
 
     def clients(self) -> tuple[TripletexClient, SvennClient]:
