@@ -49,6 +49,7 @@ from sync_pipeline.assets.extract.snapshot import (
 )
 from sync_pipeline.model import PLURAL, Entity
 from sync_pipeline.partitions import tenant_partitions
+from sync_pipeline.resources.backends import replace_tenant_context
 from sync_pipeline.resources.http import ApiError
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline.resources.tripletex import (
@@ -157,10 +158,7 @@ def land_token_owner(duckdb: SyncDuckDB, client: TripletexClient, tenant: str, m
     with duckdb.get_connection() as conn:
         conn.execute("BEGIN TRANSACTION")
         try:
-            conn.execute(
-                "INSERT OR REPLACE INTO sync.tenant_context VALUES (?, ?, ?, now())",
-                [tenant, me.get("employeeId"), me.get("companyId")],
-            )
+            replace_tenant_context(conn, tenant, me.get("employeeId"), me.get("companyId"))
             conn.execute(
                 "DELETE FROM staging.tripletex_project_managers WHERE tenant = ?", [tenant]
             )
