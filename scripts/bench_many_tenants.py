@@ -133,7 +133,9 @@ def main() -> int:
     parser.add_argument("--tenants", type=int, default=40)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--stores", nargs="+", default=["duckdb", "ducklake"])
-    parser.add_argument("--scale", default="0.002", help="world scale per tenant (of 'large')")
+    parser.add_argument(
+        "--scale", type=float, default=0.003, help="world size per tenant, a factor of 'large'"
+    )
     parser.add_argument(
         "--catalog", default="host=127.0.0.1 port=5432 dbname=postgres user=postgres"
     )
