@@ -24,6 +24,8 @@ from typing import Any
 
 import duckdb
 
+from sync_pipeline.resources.backends import execute
+
 TTL_ENV = "SYNC_LEASE_TTL_S"
 DEFAULT_TTL_S = 600.0
 #: Jobs whose first step takes the lease (an orphan is a run of these without a live lease).
@@ -104,24 +106,26 @@ _LIVE = "(released_at IS NULL AND expires_at > now())"
 
 
 def current(conn: duckdb.DuckDBPyConnection, tenant: str) -> Lease | None:
-    rows = conn.execute(
-        f"SELECT {_COLUMNS}, {_LIVE} FROM sync.leases WHERE tenant = ?", [tenant]
-    ).fetchall()
+    rows = execute(conn, f"SELECT {_COLUMNS}, {_LIVE} FROM sync.leases WHERE tenant = ?", [tenant])
     return Lease(*rows[0]) if rows else None
 
 
 def all_leases(conn: duckdb.DuckDBPyConnection) -> dict[str, Lease]:
-    rows = conn.execute(f"SELECT {_COLUMNS}, {_LIVE} FROM sync.leases").fetchall()
+    rows = execute(conn, f"SELECT {_COLUMNS}, {_LIVE} FROM sync.leases")
     return {row[0]: Lease(*row) for row in rows}
 
 
 def g13_acquire_sql() -> str:
     """The guarded write: insert, or take over a row that is ours, released, expired or held
-    by the run known dead (``$stale``). One statement, so two runs cannot both succeed."""
+    by the run known dead (``$stale``). One statement against the table's real key, so two
+    runs cannot both succeed — on a lake too, where the table lives in the catalog's
+    PostgreSQL (``backends.CATALOG_TABLES``: DuckLake appends of one key never conflict).
+    Written in the SQL both DuckDB and PostgreSQL take."""
     return """
     INSERT INTO sync.leases
       (tenant, run_id, holder, acquired_at, renewed_at, expires_at, released_at)
-    VALUES ($tenant, $run_id, $holder, now(), now(), now() + to_seconds($ttl), NULL)
+    VALUES ($tenant, $run_id, $holder, now(), now(),
+            now() + CAST($ttl AS DOUBLE PRECISION) * INTERVAL '1 second', NULL)
     ON CONFLICT (tenant) DO UPDATE SET
       run_id = excluded.run_id, holder = excluded.holder,
       acquired_at = CASE WHEN leases.run_id = excluded.run_id AND leases.released_at IS NULL
@@ -155,7 +159,8 @@ def acquire(
         and (holder_dead(held.holder) or finished(held.run_id))
     ):
         stale = held.run_id
-    conn.execute(
+    execute(
+        conn,
         g13_acquire_sql(),
         {
             "tenant": tenant,
@@ -164,7 +169,7 @@ def acquire(
             "ttl": float(ttl if ttl is not None else ttl_s()),
             "stale": stale,
         },
-    ).fetchall()
+    )
     lease = current(conn, tenant)
     assert lease is not None
     if lease.run_id != run_id or lease.released_at is not None:
@@ -176,32 +181,36 @@ def renew(
     conn: duckdb.DuckDBPyConnection, tenant: str, run_id: str, ttl: float | None = None
 ) -> bool:
     """Extend the run's lease; False when the run no longer holds it."""
-    rows = conn.execute(
-        "UPDATE sync.leases SET renewed_at = now(), expires_at = now() + to_seconds(?) "
+    rows = execute(
+        conn,
+        "UPDATE sync.leases SET renewed_at = now(), "
+        "expires_at = now() + CAST(? AS DOUBLE PRECISION) * INTERVAL '1 second' "
         "WHERE tenant = ? AND run_id = ? AND released_at IS NULL RETURNING tenant",
         [float(ttl if ttl is not None else ttl_s()), tenant, run_id],
-    ).fetchall()
+    )
     return bool(rows)
 
 
 def release(conn: duckdb.DuckDBPyConnection, run_id: str, tenant: str | None = None) -> bool:
     """Release the lease the run holds (any tenant unless named); True if it held one."""
-    rows = conn.execute(
+    rows = execute(
+        conn,
         "UPDATE sync.leases SET released_at = now(), expires_at = now() "
-        "WHERE run_id = ? AND released_at IS NULL AND (? IS NULL OR tenant = ?) "
+        "WHERE run_id = ? AND released_at IS NULL AND (CAST(? AS VARCHAR) IS NULL OR tenant = ?) "
         "RETURNING tenant",
         [run_id, tenant, tenant],
-    ).fetchall()
+    )
     return bool(rows)
 
 
 def release_holder(conn: duckdb.DuckDBPyConnection, tenant: str, holder: str) -> bool:
     """Release whatever lease of the tenant this process still holds (CLI, after its run)."""
-    rows = conn.execute(
+    rows = execute(
+        conn,
         "UPDATE sync.leases SET released_at = now(), expires_at = now() "
         "WHERE tenant = ? AND holder = ? AND released_at IS NULL RETURNING tenant",
         [tenant, holder],
-    ).fetchall()
+    )
     return bool(rows)
 
 

@@ -87,6 +87,123 @@ def postgres_url():
         admin.close()
 
 
+def _postgres_admin():
+    """(connection, user) on the test PostgreSQL with autocommit, or a skip/fail."""
+    try:
+        import psycopg2
+    except ImportError as exc:  # pragma: no cover - a venv without the package's extras
+        _postgres_unavailable(f"psycopg2 is not installed ({exc})")
+    errors = []
+    for user in ("postgres", "root"):
+        try:
+            admin = psycopg2.connect(f"{POSTGRES_ADMIN} user={user} connect_timeout=3")
+        except psycopg2.OperationalError as exc:
+            errors.append(" ".join(str(exc).split()))
+            continue
+        admin.autocommit = True
+        return admin, user
+    _postgres_unavailable(f"no PostgreSQL answers at '{POSTGRES_ADMIN}': {errors[-1]}")
+
+
+class LakeFactory:
+    """Fresh DuckLakes for one session: each a new catalog database cloned from a migrated
+    template (migrating a lake costs seconds; cloning a catalog a fraction of one)."""
+
+    def __init__(self, admin, user: str, root: Path) -> None:
+        import secrets
+
+        self.admin, self.user, self.root = admin, user, root
+        params = admin.get_dsn_parameters()
+        self.server = f"host={params['host']} port={params['port']} user={user}"
+        self.prefix = f"sync_lake_{secrets.token_hex(3)}"
+        self.databases: list[str] = []
+        self.template = self._create("template", template=None)
+        from sync_pipeline.resources import backends
+
+        with backends.open_lake(config=self.config(self.template)):
+            pass  # migrated once
+        backends.forget_lake()  # a template must have no session
+
+    def _create(self, name: str, template: str | None) -> str:
+        database = f"{self.prefix}_{name}"
+        with self.admin.cursor() as cur:
+            clone = f' TEMPLATE "{template}"' if template else ""
+            cur.execute(f'CREATE DATABASE "{database}"{clone}')
+        self.databases.append(database)
+        return database
+
+    def config(self, database: str):
+        from sync_pipeline.resources.backends import LakeConfig
+
+        return LakeConfig(f"{self.server} dbname={database}", str(self.root / "data") + "/")
+
+    def new(self, name: str):
+        """A migrated, empty lake of its own."""
+        return self.config(self._create(name, self.template))
+
+    def drop(self, config) -> None:
+        from sync_pipeline.resources import backends
+
+        backends.forget_lake()
+        database = config.catalog.rsplit("dbname=", 1)[1]
+        with self.admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+    def close(self) -> None:
+        with self.admin.cursor() as cur:
+            for database in self.databases:
+                cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        self.admin.close()
+
+
+@pytest.fixture(scope="session")
+def lakes(tmp_path_factory):
+    """Makes DuckLakes with their catalog on the test PostgreSQL; skips (or fails under
+    ``SYNC_REQUIRE_POSTGRES=1``) where none answers."""
+    admin, user = _postgres_admin()
+    factory = LakeFactory(admin, user, tmp_path_factory.mktemp("lakes"))
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+def use_lake(monkeypatch, config) -> None:
+    """Point ``SYNC_STORE`` (this process and the children it starts) at a lake."""
+    from sync_pipeline.resources import backends
+
+    monkeypatch.setenv(backends.STORE_ENV, "ducklake")
+    monkeypatch.setenv(backends.CATALOG_ENV, config.catalog)
+    monkeypatch.setenv(backends.DATA_PATH_ENV, config.data_path)
+
+
+#: The state-store backends the rule, apply and crash tests run on: ``duckdb`` by default;
+#: ``SYNC_TEST_STORES=duckdb,ducklake`` adds DuckLake (about 20 s a rule test on 2 busy cores:
+#: every statement is a round trip to the catalog, so the whole set takes most of an hour).
+TEST_STORES = [
+    s.strip() for s in os.environ.get("SYNC_TEST_STORES", "duckdb").split(",") if s.strip()
+]
+
+
+@pytest.fixture(params=TEST_STORES)
+def state_store(request, monkeypatch) -> str:
+    """The backend a rule, apply or crash test runs on (``SYNC_STORE``): the same test on
+    each, with a lake of its own on ``ducklake``."""
+    from sync_pipeline.resources import backends
+
+    if request.param == "duckdb":
+        monkeypatch.delenv(backends.STORE_ENV, raising=False)
+        yield "duckdb"
+        return
+    factory = request.getfixturevalue("lakes")
+    config = factory.new(request.node.name[-40:].strip("_") or "t")
+    use_lake(monkeypatch, config)
+    try:
+        yield "ducklake"
+    finally:
+        factory.drop(config)
+
+
 def _postgres_unavailable(reason: str):
     if POSTGRES_REQUIRED:
         pytest.fail(f"SYNC_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)

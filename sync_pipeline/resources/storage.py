@@ -464,10 +464,13 @@ CREATE TABLE IF NOT EXISTS sync.plan_runs (
 
 def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
     """Apply the migrations this database lacks; returns the versions applied."""
-    conn.execute(
+    from sync_pipeline.resources.backends import run_ddl  # what a DuckLake cannot take
+
+    run_ddl(
+        conn,
         "CREATE SCHEMA IF NOT EXISTS sync;"
         "CREATE TABLE IF NOT EXISTS sync.schema_migrations ("
-        " version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())"
+        " version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ DEFAULT now())",
     )
     done = {row[0] for row in conn.execute("SELECT version FROM sync.schema_migrations").fetchall()}
     applied = []
@@ -475,9 +478,10 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
         if version in done:
             continue
         with transaction(conn):
-            conn.execute(sql)
+            run_ddl(conn, sql)
             conn.execute(
-                "INSERT INTO sync.schema_migrations (version, name) VALUES (?, ?)", [version, name]
+                "INSERT INTO sync.schema_migrations (version, name, applied_at) VALUES (?, ?, now())",
+                [version, name],
             )
         applied.append(version)
     return applied
@@ -494,6 +498,12 @@ class SyncDuckDB(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        from sync_pipeline.resources import backends
+
+        if backends.store_kind() == "ducklake":  # SYNC_STORE: the lake, not this file
+            with backends.open_lake() as conn:
+                yield conn
+            return
         if self.database != ":memory:":
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         with super().get_connection() as conn:

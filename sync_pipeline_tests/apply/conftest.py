@@ -123,3 +123,9 @@ def apply_env(tripletex_sandbox, svenn_sandbox, tmp_path) -> ApplyEnv:
     svenn_sandbox.clear_faults()
     tripletex.close()
     svenn.close()
+
+
+@pytest.fixture(autouse=True)
+def _every_store(state_store: str) -> str:
+    """Each test runs on both state-store backends (``SYNC_STORE``), the same SQL on each."""
+    return state_store

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 import yaml
 
 from sync_pipeline.jobs import sync_job
@@ -155,9 +154,14 @@ class WorldTenant:
             text=True,
         )
 
-    def kill_after_writes(self, proc: subprocess.Popen, writes: int, timeout: float = 120) -> int:
+    def kill_after_writes(
+        self, proc: subprocess.Popen, writes: int, timeout: float | None = None
+    ) -> int:
         """SIGKILL ``proc`` once the sandboxes counted ``writes`` record writes; returns the
-        count at the kill (the process may be mid-call)."""
+        count at the kill (the process may be mid-call). A run on a DuckLake reaches its
+        writes later (every statement asks the catalog), so it is given longer."""
+        if timeout is None:
+            timeout = 600 if os.environ.get("SYNC_STORE") == "ducklake" else 120
         start = self.writes()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and proc.poll() is None:
@@ -184,7 +188,7 @@ class WorldTenant:
         )
 
     def query(self, sql: str, *params: Any) -> list[tuple]:
-        with duckdb.connect(str(self.db_path)) as conn:
+        with SyncDuckDB(database=str(self.db_path)).get_connection() as conn:
             return conn.execute(sql, list(params)).fetchall()
 
     def clients(self) -> tuple[TripletexClient, SvennClient]:

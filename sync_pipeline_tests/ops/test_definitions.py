@@ -40,7 +40,7 @@ def test_every_asset_is_in_a_pipeline_group_and_explains_itself(defs):
     keys = graph.materializable_asset_keys
     assert keys
     groups = {graph.get(k).group_name for k in keys}
-    assert groups == {"extract", "rules", "apply"}
+    assert groups == {"extract", "rules", "apply", "maintenance"}
     for key in keys:
         node = graph.get(key)
         assert node.description, f"{key.to_user_string()} has no description"

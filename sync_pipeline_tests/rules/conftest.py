@@ -318,3 +318,9 @@ class Result:
 @pytest.fixture
 def rules(tmp_path: Path) -> Rules:
     return Rules(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _every_store(state_store: str) -> str:
+    """Each test runs on both state-store backends (``SYNC_STORE``), the same SQL on each."""
+    return state_store

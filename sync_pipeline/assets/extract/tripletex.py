@@ -49,6 +49,7 @@ from sync_pipeline.assets.extract.snapshot import (
 )
 from sync_pipeline.model import PLURAL, Entity
 from sync_pipeline.partitions import tenant_partitions
+from sync_pipeline.resources.backends import replace_tenant_context
 from sync_pipeline.resources.http import ApiError
 from sync_pipeline.resources.state import transaction
 from sync_pipeline.resources.storage import SyncDuckDB
@@ -115,12 +116,7 @@ def land_token_owner(duckdb: SyncDuckDB, client: TripletexClient, tenant: str, m
     me = client.who_am_i()
     managers = client.project_manager_ids()
     with duckdb.get_connection() as conn, transaction(conn):
-        conn.execute(
-            "INSERT OR REPLACE INTO sync.tenant_context "
-            "(tenant, tripletex_employee_id, tripletex_company_id, fetched_at) "
-            "VALUES (?, ?, ?, now())",
-            [tenant, me.get("employeeId"), me.get("companyId")],
-        )
+        replace_tenant_context(conn, tenant, me.get("employeeId"), me.get("companyId"))
         conn.execute("DELETE FROM staging.tripletex_project_managers WHERE tenant = ?", [tenant])
         conn.execute(
             "INSERT INTO staging.tripletex_project_managers (tenant, employee_id) "
