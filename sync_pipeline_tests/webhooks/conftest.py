@@ -102,3 +102,49 @@ def svenn_delivery(
     ).encode()
     sig = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return body, {"Svenn-Delivery": delivery, "Svenn-Signature": f"sha256={sig}"}
+
+
+class ReceiverServer:
+    """The receiver on a real loopback port (uvicorn in a thread), for the sandboxes to call.
+
+    The socket is bound and listening before the thread starts, so a delivery that comes
+    before uvicorn is ready waits in the backlog instead of being refused."""
+
+    def __init__(self, tenants_file: Path, spool_file: Path):
+        import socket
+        import threading
+
+        import uvicorn
+
+        self.spool_file = spool_file
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(128)
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        app = create_app(tenants_file=tenants_file, spool_file=spool_file)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
+
+    def __enter__(self) -> ReceiverServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.socket.close()
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[tuple]:
+        """The spooled deliveries once there are ``count`` (polls the spool, bounded)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = spooled(self.spool_file)
+            if len(rows) >= count or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
