@@ -1,12 +1,9 @@
 """End to end without any scheduled run: a change in one sandbox → its webhook → the receiver →
-the sensor's run request → the run (as the daemon launches it) → the change in the other
+the sensor's run request → the run (with the request's tags) → the change in the other
 sandbox; the events are consumed once that run succeeded. Both directions."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,12 +14,11 @@ from sync_pipeline.sensors import ensure_tenant_partitions
 from sync_pipeline.tenants import load_tenants
 from sync_pipeline.webhooks import spool, subscriptions
 from sync_pipeline.webhooks.sensor import DEBOUNCE_S, WEBHOOK_BATCH_TAG, evaluate
-from sync_pipeline_tests.ops.conftest import REPO_ROOT, Workspace
+from sync_pipeline_tests.ops.conftest import Workspace
 
 from .conftest import SVENN_SECRET, TX_SECRET, ReceiverServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-DAGSTER = Path(sys.executable).parent / "dagster"
 
 
 def sensor_tick(workspace: Workspace, spool_file: Path):
@@ -42,21 +38,23 @@ def sensor_tick(workspace: Workspace, spool_file: Path):
         instance.dispose()
 
 
-def launch(workspace: Workspace, request: dg.RunRequest) -> None:
-    tags = {**request.tags, "dagster/partition": request.partition_key}
-    run = subprocess.run(
-        [
-            str(DAGSTER),
-            *("job", "execute", "-m", "sync_pipeline.definitions", "-j", "sync_job"),
-            *("--tags", json.dumps(tags)),
-        ],
-        cwd=REPO_ROOT,
-        env=workspace.env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+def launch(workspace: Workspace, request: dg.RunRequest | None) -> None:
+    """The requested run (None: a plain incremental run, as the CLI starts), in this process
+    and in the workspace's instance, as the daemon would carry it out."""
+    from sync_pipeline.definitions import defs
+
+    instance = dg.DagsterInstance.from_config(workspace.env["DAGSTER_HOME"])
+    try:
+        ensure_tenant_partitions(instance, ["acme"])
+        result = defs.resolve_job_def("sync_job").execute_in_process(
+            instance=instance,
+            partition_key=request.partition_key if request else "acme",
+            tags=request.tags if request else {},
+            raise_on_error=False,
+        )
+    finally:
+        instance.dispose()
+    assert result.success
 
 
 def covered(workspace: Workspace, batches: list[str]) -> tuple[int, int]:
@@ -79,9 +77,11 @@ def linked(workspace: Workspace, entity: str) -> tuple[int, int]:
 
 
 def test_a_change_on_either_side_reaches_the_other_through_receiver_sensor_and_run(
-    tmp_path, tripletex_sandbox, svenn_sandbox
+    tmp_path, tripletex_sandbox, svenn_sandbox, monkeypatch
 ):
     workspace = Workspace(tmp_path)
+    for name in ("SYNC_TENANTS_FILE", "SYNC_DUCKDB_PATH", "DAGSTER_HOME"):
+        monkeypatch.setenv(name, workspace.env[name])
     workspace.add_tenant(
         "acme",
         svenn_url=svenn_sandbox.base_url,
@@ -90,8 +90,8 @@ def test_a_change_on_either_side_reaches_the_other_through_receiver_sensor_and_r
         tripletex_key=tripletex_sandbox.new_company(seed="demo"),
         webhooks={"tripletex_secret": TX_SECRET, "svenn_secret": SVENN_SECRET},
     )
-    first = workspace.cli("run", "--tenant", "acme", timeout=600)
-    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    (workspace.root / "dagster_home").mkdir()
+    launch(workspace, None)  # the first sync links the two worlds
     tenant = load_tenants(workspace.root / "tenants.yaml")["acme"]
     spool_file = workspace.root / "spool.sqlite"
     svenn, tripletex = tenant.svenn_client(), tenant.tripletex_client()
