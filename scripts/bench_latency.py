@@ -13,7 +13,10 @@ median and the 95th percentile; the goal is median < 30 s, p95 < 60 s.
 
 ``--down-after N --down-for S`` stops the receiver after the Nth edit for S seconds: those
 deliveries fail and are retried by the sandboxes (backoff 1, 2, 5, 10, 30 … s); no edit
-may be lost. Not a test: figures depend on the machine.
+may be lost. Not a test: figures depend on the machine. Measured on the project's 2-core machine while
+other work ran on it (8 edits every 5 s, the receiver down for 20 s after the 4th): no edit
+lost, median 42.8 s, p95 53.0 s; each run of the demo world took 20–30 s of that under load
+(rate limits on), so the sensor's part (debounce 3 s, tick 5 s) is small.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ def main() -> int:
     }
     os.environ.update(env)
     (work / "dagster_home").mkdir()
+    (work / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with (
         SandboxProcess.start("tripletex", "--seed", "demo", "--rate-limit", "100/10") as tx,
         SandboxProcess.start("svenn", "--seed", "demo", "--rate-limit", "600/60") as sv,
@@ -121,7 +125,11 @@ def main() -> int:
 
         def run(tags: dict[str, str]) -> bool:
             return job.execute_in_process(
-                instance=instance, partition_key=TENANT, tags=tags, raise_on_error=False
+                instance=instance,
+                partition_key=TENANT,
+                tags=tags,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                raise_on_error=False,
             ).success
 
         started = time.monotonic()
