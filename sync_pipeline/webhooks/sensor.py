@@ -115,6 +115,7 @@ def evaluate(
     notes: list[str] = []
     with spool.connect(spool_file) as spooled:
         moved = spool.move_to_store(spooled, conn)
+        spool.prune(spooled, conn)
     if moved:
         notes.append(f"{moved} new event(s) from the receiver")
     notes += settle(conn, instance, now)

@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -110,6 +110,20 @@ _COLUMNS = (
     "version",
     "received_at",
 )
+
+
+#: Delivered rows are kept this long: far longer than either system retries (24–30 h), so a
+#: late redelivery still meets its first copy.
+KEEP_DAYS = 7
+
+
+def prune(spool: sqlite3.Connection, state: duckdb.DuckDBPyConnection) -> None:
+    """Forget moved deliveries and consumed events older than ``KEEP_DAYS``."""
+    horizon = datetime.now(UTC) - timedelta(days=KEEP_DAYS)
+    spool.execute(
+        "DELETE FROM deliveries WHERE moved_at IS NOT NULL AND moved_at < ?", (horizon.isoformat(),)
+    )
+    state.execute("DELETE FROM sync.webhook_events WHERE consumed_at < ?", [horizon])
 
 
 def move_to_store(

@@ -138,3 +138,15 @@ def test_a_tenant_that_is_not_a_partition_waits(instance, state, spool_file):
     now = datetime.now(UTC) + timedelta(seconds=DEBOUNCE_S + 1)
     assert evaluate(state, instance, now, spool_file=spool_file).requests == []
     assert unconsumed(state) == 1
+
+
+def test_consumed_events_are_forgotten_after_a_week_pending_ones_never(instance, state, spool_file):
+    receive(spool_file, record_id=1)
+    receive(spool_file, record_id=2)
+    evaluate(state, instance, datetime.now(UTC) - timedelta(hours=1), spool_file=spool_file)
+    state.execute(
+        "UPDATE sync.webhook_events SET consumed_at = now() - INTERVAL 8 DAY WHERE record_id = 1"
+    )
+    evaluate(state, instance, datetime.now(UTC) - timedelta(hours=1), spool_file=spool_file)
+    rows = state.execute("SELECT record_id FROM sync.webhook_events").fetchall()
+    assert rows == [(2,)]
