@@ -105,6 +105,38 @@ class TripletexSettings(_Settings):
         return _check_secret(v)
 
 
+def _secret_length(v: SecretStr | None, low: int, high: int) -> SecretStr | None:
+    if v is None:
+        return None
+    _check_secret(v)
+    if not low <= len(v.get_secret_value()) <= high:
+        raise ValueError(f"must be {low}–{high} characters")
+    return v
+
+
+class WebhookSettings(_Settings):
+    """The shared secrets that sign each system's webhook deliveries (issue 15): Tripletex's
+    ``hmacSharedSecret`` (10–100 characters, API-NOTES 8.2) and Svenn's subscription secret
+    (16–128, svenn-api.md). A system without its secret gets no webhooks (404)."""
+
+    tripletex_secret: SecretStr | None = None
+    svenn_secret: SecretStr | None = None
+
+    @field_validator("tripletex_secret")
+    @classmethod
+    def _tripletex(cls, v: SecretStr | None) -> SecretStr | None:
+        return _secret_length(v, 10, 100)
+
+    @field_validator("svenn_secret")
+    @classmethod
+    def _svenn(cls, v: SecretStr | None) -> SecretStr | None:
+        return _secret_length(v, 16, 128)
+
+    def secret(self, system: str) -> str | None:
+        value = self.tripletex_secret if system == "tripletex" else self.svenn_secret
+        return value.get_secret_value() if value is not None else None
+
+
 class TenantConfig(_Settings):
     """One tenant. ``mode`` is G9 (review = plan only); the optional fields tune P10, E4, G2, G7
     (deletions are held only above both the threshold share and the minimum count) and G12."""
@@ -122,6 +154,11 @@ class TenantConfig(_Settings):
     mass_create_threshold: float = Field(default=0.2, gt=0, le=1, strict=True)
     mass_create_min_records: int = Field(default=5, ge=1, strict=True)
     employee_user_type: Literal["NO_ACCESS", "STANDARD", "EXTENDED"] = "NO_ACCESS"
+    webhooks: WebhookSettings | None = None
+
+    def webhook_secret(self, system: str) -> str | None:
+        """The secret of ``system``'s deliveries to this tenant, or None (no webhooks)."""
+        return self.webhooks.secret(system) if self.webhooks is not None else None
 
     def tripletex_client(self, **overrides: Any) -> TripletexClient:
         """A Tripletex client with this tenant's credentials (``overrides``: other client fields)."""

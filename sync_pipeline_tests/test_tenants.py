@@ -479,3 +479,33 @@ def test_tenants_file_refuses_url_with_a_line_break(tmp_path, monkeypatch):
     message = load_error(write(tmp_path, {"tenants": {"demo": tenant(svenn=svenn)}}))
 
     assert message.startswith("tenants.yaml: tenant 'demo': svenn.base_url: contains a line")
+
+
+# -- webhooks (issue 15) ----------------------------------------------------------------------
+def test_webhook_secrets_come_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("TX_HOOK_SECRET", "tripletex-hook-SECRET")
+    monkeypatch.setenv("SVENN_HOOK_SECRET", "svenn-hook-SECRET-0123")
+    hooks = {"tripletex_secret": "${TX_HOOK_SECRET}", "svenn_secret": "${SVENN_HOOK_SECRET}"}
+    loaded = load_tenants(write(tmp_path, {"tenants": {"acme": tenant(webhooks=hooks)}}))["acme"]
+    assert loaded.webhook_secret("tripletex") == "tripletex-hook-SECRET"
+    assert loaded.webhook_secret("svenn") == "svenn-hook-SECRET-0123"
+    assert "SECRET" not in repr(loaded.webhooks)
+
+
+def test_a_tenant_without_webhooks_has_no_secrets(tmp_path):
+    loaded = load_tenants(write(tmp_path, {"tenants": {"acme": tenant()}}))["acme"]
+    assert loaded.webhook_secret("tripletex") is None and loaded.webhook_secret("svenn") is None
+
+
+@pytest.mark.parametrize(
+    ("hooks", "where"),
+    [
+        ({"svenn_secret": "too-short-SECRET"[:12]}, "webhooks.svenn_secret"),
+        ({"tripletex_secret": "SECRET"}, "webhooks.tripletex_secret"),
+        ({"tripletex_secret": "x" * 101}, "webhooks.tripletex_secret"),
+        ({"github_secret": "whatever-SECRET"}, "webhooks.github_secret"),
+    ],
+)
+def test_bad_webhook_secrets_name_the_field_never_the_value(tmp_path, hooks, where):
+    message = load_error(write(tmp_path, {"tenants": {"acme": tenant(webhooks=hooks)}}))
+    assert where in message and "SECRET" not in message and "xxxx" not in message

@@ -459,6 +459,25 @@ CREATE TABLE IF NOT EXISTS sync.plan_runs (
 );
 """,
     ),
+    (
+        15,
+        "webhook events waiting for the run that covers them (issue 15)",
+        """
+-- One row per webhook delivery received (Tripletex or Svenn), moved here from the
+-- receiver's spool by the webhooks sensor. No key constraints (the DuckLake backend cannot
+-- take them): a delivery is inserted only where (tenant, source, delivery_id) is absent.
+-- batch = the run key of the sensor's run covering it; consumed_at = that run succeeded.
+CREATE TABLE IF NOT EXISTS sync.webhook_events (
+  tenant VARCHAR NOT NULL, source VARCHAR NOT NULL, delivery_id VARCHAR NOT NULL,
+  seq BIGINT NOT NULL,                            -- the spool's order of arrival
+  event VARCHAR NOT NULL, entity VARCHAR NOT NULL,
+  action VARCHAR NOT NULL,                        -- 'create' | 'update' | 'delete'
+  record_id BIGINT NOT NULL, version BIGINT,
+  received_at TIMESTAMPTZ NOT NULL, stored_at TIMESTAMPTZ NOT NULL,
+  batch VARCHAR, batched_at TIMESTAMPTZ, consumed_at TIMESTAMPTZ
+);
+""",
+    ),
 ]
 
 

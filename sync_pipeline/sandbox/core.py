@@ -8,7 +8,9 @@ outside the API prefix so tests and the demo can steer them:
 - ``POST /_sandbox/reset`` forgets everything but the start-up company,
 - ``POST`` / ``DELETE /_sandbox/faults`` injects or clears faults (an error status, a
   delay, or a rewritten list answer: ``hide_ids``, ``null_ids``, ``drop_fields``),
-- ``GET /_sandbox/stats[?<key_field>=K]`` counts requests per path template and writes.
+- ``GET /_sandbox/stats[?<key_field>=K]`` counts requests per path template and writes,
+- ``GET`` / ``POST /_sandbox/webhooks`` shows the webhook delivery log and tunes the retries
+  (``backoff_s``, ``horizon_s``, ``timeout_s``, ``paused``; :mod:`.webhooks`).
 
 An API-specific hub subclasses :class:`SandboxHub`; the ASGI middleware here applies
 faults, rate limits and statistics in front of the API routes, so each sandbox
@@ -34,6 +36,8 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from sync_pipeline.sandbox.webhooks import WebhookDispatcher
 
 SEEDS = ("demo", "empty", "world")
 
@@ -230,6 +234,8 @@ class SandboxHub:
     #: Window announced in the rate-limit headers while limiting is off (it never refuses);
     #: None sends no rate-limit headers then.
     nominal_rate_limit: RateLimitSpec | None = None
+    #: How long a failing webhook delivery is retried (Svenn: 24 h, Tripletex: about 30 h).
+    webhook_horizon_s: float = 24 * 3600
 
     def __init__(
         self,
@@ -248,6 +254,7 @@ class SandboxHub:
         self.companies: dict[str, Any] = {}
         self._dirty = False
         self._save_lock = threading.Lock()
+        self.webhooks = WebhookDispatcher(horizon_s=self.webhook_horizon_s)
         if not (self.state_file and self._load_state()):
             self.create_company(startup_key, startup_seed, seed_options or {})
 
@@ -262,6 +269,14 @@ class SandboxHub:
     def error_response(self, status: int, message: str | None = None) -> Response:
         """The API's own error body for an injected fault or a rate-limit refusal."""
         raise NotImplementedError
+
+    def configure_webhooks(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /_sandbox/webhooks``: retry settings (a sandbox may add its own)."""
+        return self.webhooks.configure(body)
+
+    def flush_webhooks(self, key: str, scope: dict[str, Any]) -> None:
+        """Hand the events the request's writes queued in the company to the dispatcher
+        (called after every API request of a known company; the base has no webhooks)."""
 
     # -- companies ------------------------------------------------------------------------
     def create_company(self, key: str, seed: str, options: dict[str, Any]) -> Any:
@@ -295,6 +310,7 @@ class SandboxHub:
         self.companies = {self.startup_key: startup} if startup is not None else {}
         self.faults.clear()
         self.stats.clear()
+        self.webhooks.clear()
         if self.limiter:
             self.limiter = RollingWindowLimiter(self.limiter.spec)
         self.mark_dirty()
@@ -447,6 +463,8 @@ class SandboxMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or path
             hub.record(key, method, template, scope.get(WRITES_IN_REQUEST, 1))
+            if key is not None and key in hub.companies:
+                hub.flush_webhooks(key, scope)
 
     async def _late_commit(
         self, fault: Fault, key: str | None, scope: dict, receive: Callable, send: Callable
@@ -590,6 +608,17 @@ def control_router(hub: SandboxHub) -> APIRouter:
         hub.faults.clear()
         return {"faults": 0}
 
+    @router.get("/webhooks")
+    async def webhook_log() -> dict[str, Any]:
+        return hub.webhooks.status()
+
+    @router.post("/webhooks")
+    async def webhook_settings(request: Request) -> dict[str, Any]:
+        body = await body_of(request)
+        if not isinstance(body, dict):
+            raise SandboxError("body must be a JSON object")
+        return hub.configure_webhooks(body)
+
     @router.get("/stats")
     async def stats(request: Request) -> dict[str, Any]:
         return hub.stats_json(request.query_params.get(hub.key_field))
@@ -624,6 +653,7 @@ def install(app: FastAPI, hub: SandboxHub) -> FastAPI:
             finally:
                 task.cancel()
                 hub.save_state()
+                hub.webhooks.close()
 
         app.router.lifespan_context = lifespan
     return app

@@ -16,7 +16,12 @@ from sync_pipeline.sandbox import core
 from sync_pipeline.sandbox.core import RateLimitSpec
 from sync_pipeline.sandbox.svenn.errors import ApiError, error_response
 from sync_pipeline.sandbox.svenn.hub import API_PREFIX, SvennHub
-from sync_pipeline.sandbox.svenn.models import RESOURCE_MODELS, BulkRequest, IntegrationErrors
+from sync_pipeline.sandbox.svenn.models import (
+    RESOURCE_MODELS,
+    BulkRequest,
+    IntegrationErrors,
+    WebhookCreate,
+)
 from sync_pipeline.sandbox.svenn.routes import add_routes
 
 TITLE = "Svenn API (sandbox)"
@@ -127,7 +132,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-    request_models = [IntegrationErrors, BulkRequest]
+    request_models = [IntegrationErrors, BulkRequest, WebhookCreate]
     for _, create_model, patch_model, _ in RESOURCE_MODELS.values():
         request_models += [create_model, patch_model]
     for model in request_models:

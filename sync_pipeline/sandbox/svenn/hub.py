@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import uuid
 from typing import Any
 
 from fastapi.responses import Response
@@ -9,7 +12,8 @@ from fastapi.responses import Response
 from sync_pipeline.sandbox.core import RateLimitSpec, SandboxError, SandboxHub
 from sync_pipeline.sandbox.svenn.errors import error_response
 from sync_pipeline.sandbox.svenn.fields import RESOURCES
-from sync_pipeline.sandbox.svenn.store import Company
+from sync_pipeline.sandbox.svenn.store import Company, dump_json
+from sync_pipeline.sandbox.webhooks import Delivery
 
 API_PREFIX = "/api/v1"
 
@@ -62,3 +66,32 @@ class SvennHub(SandboxHub):
 
     def error_response(self, status: int, message: str | None = None) -> Response:
         return error_response(status, message=message)
+
+    def flush_webhooks(self, key: str, scope: dict[str, Any]) -> None:
+        """One signed delivery per queued event and subscription (svenn-api.md "Webhooks"):
+        the body names the record and its version, never its fields."""
+        company = self.companies[key]
+        for event, record_id, version, occurred_at in company.take_events():
+            for hook in company.webhooks:
+                if event not in hook["events"]:
+                    continue
+                delivery_id = str(uuid.uuid4())
+                body = dump_json(
+                    {
+                        "id": delivery_id,
+                        "event": event,
+                        "occurred_at": occurred_at,
+                        "data": {"id": record_id, "version": version},
+                    }
+                )
+                signature = hmac.new(hook["secret"].encode(), body, hashlib.sha256).hexdigest()
+                self.webhooks.submit(
+                    Delivery(
+                        delivery_id,
+                        hook["url"],
+                        body,
+                        {"Svenn-Delivery": delivery_id, "Svenn-Signature": f"sha256={signature}"},
+                        event,
+                        wanted=lambda c=company, h=hook: h in c.webhooks,
+                    )
+                )

@@ -185,6 +185,39 @@ class CompanyInfo(BaseModel):
     organization_number: str | None
 
 
+# -- webhooks -------------------------------------------------------------------------------------
+WEBHOOK_EVENTS = tuple(
+    f"{entity}.{verb}"
+    for entity in ("project", "customer", "employee")
+    for verb in ("created", "updated", "deleted")
+)
+WebhookEvent = Literal[WEBHOOK_EVENTS]  # type: ignore[valid-type]
+
+
+class WebhookCreate(_Body):
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="An https URL, or http to a loopback address.",
+    )
+    events: list[WebhookEvent] = Field(min_length=1, json_schema_extra={"uniqueItems": True})
+    secret: str = Field(
+        min_length=16, max_length=128, description="Signs every delivery (HMAC-SHA256)."
+    )
+
+
+class Webhook(BaseModel):
+    id: int
+    url: str
+    events: list[WebhookEvent]
+    created_at: dt.datetime
+
+
+class WebhookList(BaseModel):
+    data: list[Webhook]
+
+
 # -- errors ---------------------------------------------------------------------------------------
 class ErrorDetail(BaseModel):
     code: str = Field(description="snake_case, e.g. validation_failed, duplicate_number.")

@@ -22,13 +22,18 @@ from sync_pipeline.sandbox.svenn.hub import API_PREFIX, SvennHub
 from sync_pipeline.sandbox.svenn.models import (
     BULK_RESULT_MODELS,
     RESOURCE_MODELS,
+    WEBHOOK_EVENTS,
     BulkRequest,
     CompanyInfo,
     ErrorBody,
     IntegrationErrors,
+    Webhook,
+    WebhookCreate,
+    WebhookList,
 )
 from sync_pipeline.sandbox.svenn.store import Company, decode_cursor, dump_json, encode_cursor
-from sync_pipeline.sandbox.svenn.timestamps import parse_rfc3339
+from sync_pipeline.sandbox.svenn.timestamps import format_us, now_us, parse_rfc3339
+from sync_pipeline.sandbox.webhooks import is_loopback_url
 
 _ERROR_DESCRIPTIONS = {
     400: "Malformed JSON body or parameter.",
@@ -162,6 +167,8 @@ def add_routes(router: APIRouter, hub: SvennHub) -> None:
         hub.mark_dirty()
         return Response(status_code=204)
 
+    _add_webhook_routes(router, hub)
+
     @router.get(
         f"{API_PREFIX}/company",
         response_model=CompanyInfo,
@@ -177,6 +184,97 @@ def add_routes(router: APIRouter, hub: SvennHub) -> None:
                 "organization_number": company.organization_number,
             }
         )
+
+
+def _webhook_problems(body: dict[str, Any]) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for name in body.keys() - {"url", "events", "secret"}:
+        problems[name] = "unknown field"
+    url = body.get("url")
+    if not isinstance(url, str) or not url:
+        problems["url"] = "required: an https URL or a loopback http URL"
+    elif len(url) > 2048 or not (
+        url.startswith("https://") or (url.startswith("http://") and is_loopback_url(url))
+    ):
+        problems["url"] = "must be an https URL, or http to a loopback address"
+    events = body.get("events")
+    if (
+        not isinstance(events, list)
+        or not events
+        or not all(isinstance(e, str) for e in events)
+        or len(set(events)) != len(events)
+    ):
+        problems["events"] = "required: a non-empty list of distinct event names"
+    else:
+        unknown = [e for e in events if e not in WEBHOOK_EVENTS]
+        if unknown:
+            problems["events"] = f"unknown event {unknown[0]!r}"
+    secret = body.get("secret")
+    if not isinstance(secret, str) or not 16 <= len(secret) <= 128:
+        problems["secret"] = "required: 16–128 characters"
+    return problems
+
+
+def _webhook_json(hook: dict[str, Any]) -> dict[str, Any]:
+    return {name: hook[name] for name in ("id", "url", "events", "created_at")}
+
+
+def _add_webhook_routes(router: APIRouter, hub: SvennHub) -> None:
+    tags = ["webhooks"]
+
+    @router.post(
+        f"{API_PREFIX}/webhooks",
+        status_code=201,
+        response_model=Webhook,
+        responses=errors(400, 422),
+        openapi_extra=request_body_doc(WebhookCreate),
+        tags=tags,
+        summary="Subscribe a URL to record events (signed, at-least-once deliveries)",
+    )
+    async def create_webhook(request: Request, company: CurrentCompany) -> Response:
+        body = await json_object(request)
+        problems = _webhook_problems(body)
+        if problems:
+            raise ApiError(422, "validation_failed", "the subscription is not valid", problems)
+        hook = {
+            "id": company.next_webhook_id,
+            "url": body["url"],
+            "events": list(body["events"]),
+            "created_at": format_us(now_us()),
+            "secret": body["secret"],
+        }
+        company.next_webhook_id += 1
+        company.webhooks.append(hook)
+        hub.mark_dirty()
+        return json_response(_webhook_json(hook), 201)
+
+    @router.get(
+        f"{API_PREFIX}/webhooks",
+        response_model=WebhookList,
+        responses=errors(),
+        tags=tags,
+        summary="The key's webhook subscriptions (secrets are never returned)",
+    )
+    async def list_webhooks(company: CurrentCompany) -> Response:
+        return json_response({"data": [_webhook_json(h) for h in company.webhooks]})
+
+    @router.delete(
+        f"{API_PREFIX}/webhooks/{{id}}",
+        status_code=204,
+        response_class=Response,
+        responses=errors(400, 404),
+        tags=tags,
+        summary="Delete a webhook subscription",
+    )
+    async def delete_webhook(
+        company: CurrentCompany, id: int = Path(description="The subscription's id.")
+    ) -> Response:
+        hook = next((h for h in company.webhooks if h["id"] == id), None)
+        if hook is None:
+            raise ApiError(404, "not_found", f"no webhook with id {id}")
+        company.webhooks.remove(hook)
+        hub.mark_dirty()
+        return Response(status_code=204)
 
 
 def _add_resource_routes(router: APIRouter, resource: str) -> None:

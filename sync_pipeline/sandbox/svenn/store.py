@@ -118,6 +118,29 @@ class Company:
     clock_us: int = 0
     idempotency: dict[tuple[str, str], IdempotentResponse] = field(default_factory=dict)
     integration_errors: list[dict[str, Any]] = field(default_factory=list)
+    #: Webhook subscriptions (svenn-api.md "Webhooks"), with their secrets.
+    webhooks: list[dict[str, Any]] = field(default_factory=list)
+    next_webhook_id: int = 1
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Queued events are not data: they leave with the request that made them."""
+        return {k: v for k, v in self.__dict__.items() if k != "outbox"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"webhooks": [], "next_webhook_id": 1, **state})
+
+    # -- webhooks ---------------------------------------------------------------------------
+    def emit(self, resource: str, verb: str, record: dict[str, Any]) -> None:
+        """Queue ``<entity>.<verb>`` for the subscriptions that want it (drained by the hub
+        after the request, so the request never waits for a delivery)."""
+        event = f"{_SINGULAR[resource]}.{verb}"
+        if any(event in hook["events"] for hook in self.webhooks):
+            self.__dict__.setdefault("outbox", []).append(
+                (event, record["id"], record["version"], format_us(self.clock_us))
+            )
+
+    def take_events(self) -> list[tuple[str, int, int, str]]:
+        return self.__dict__.pop("outbox", None) or []
 
     def tick(self) -> int:
         self.clock_us = max(now_us(), self.clock_us + 1)
@@ -176,6 +199,7 @@ class Company:
         table.records[record["id"]] = record
         table.touch(record, stamp)
         self._index_number(table, record)
+        self.emit(resource, "created", record)
         return record
 
     def update(
@@ -194,6 +218,7 @@ class Company:
         record["version"] += 1
         table.touch(record, self.tick())
         self._index_number(table, record)
+        self.emit(resource, "updated", record)
         return record
 
     def delete(self, resource: str, record_id: int, if_match: int | None = None) -> dict[str, Any]:
@@ -206,6 +231,7 @@ class Company:
         record["deleted_at"] = format_us(stamp)
         record["version"] += 1
         table.touch(record, stamp)
+        self.emit(resource, "deleted", record)
         return record
 
     @staticmethod

@@ -9,8 +9,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from sync_pipeline.sandbox.core import RateLimitSpec, SandboxHub
+from sync_pipeline.sandbox.core import RateLimitSpec, SandboxError, SandboxHub
 from sync_pipeline.sandbox.tripletex import errors as E
+from sync_pipeline.sandbox.tripletex.events import DEFAULT_DISABLE_AFTER, deliveries
 from sync_pipeline.sandbox.tripletex.store import Company, empty_company, world_company
 
 Session = dict[str, Any]
@@ -54,9 +55,13 @@ class TripletexHub(SandboxHub):
     #: The real API sends the headers on every response; with the limit off, from a
     #: window no client can exhaust.
     nominal_rate_limit = RateLimitSpec(1_000_000, 10)
+    #: Tripletex retries a failing delivery for about 30 hours (API-NOTES 8.6).
+    webhook_horizon_s = 30 * 3600
 
     def __init__(self, *, max_result_set: int | None = None, **kwargs: Any):
         self.max_result_set = max_result_set
+        #: Consecutive failed deliveries that disable a subscription (events.py).
+        self.disable_after = DEFAULT_DISABLE_AFTER
         self._sessions: dict[str, str] = {}  # session token → company key
         #: (company key, table, filters, sorting) → (company revision, records)
         self.list_cache: dict[tuple, tuple[int, list]] = {}
@@ -107,6 +112,23 @@ class TripletexHub(SandboxHub):
     def reset(self) -> None:
         super().reset()
         self.list_cache.clear()
+
+    # -- webhooks -------------------------------------------------------------------------
+    def configure_webhooks(self, body: dict[str, Any]) -> dict[str, Any]:
+        disable_after = body.get("disable_after", self.disable_after)
+        if not isinstance(disable_after, int) or disable_after < 1:
+            raise SandboxError("'disable_after' must be a positive integer")
+        settings = super().configure_webhooks(body)
+        self.disable_after = disable_after
+        return {**settings, "disable_after": disable_after}
+
+    def flush_webhooks(self, key: str, scope: dict[str, Any]) -> None:
+        company = self.companies[key]
+        if "outbox" not in company.__dict__:
+            return
+        host = next((v.decode("latin-1") for n, v in scope["headers"] if n == b"host"), "")
+        for delivery in deliveries(self, company, host or "tripletex.sandbox"):
+            self.webhooks.submit(delivery)
 
     # -- sessions -------------------------------------------------------------------------
     def add_session(self, company: Company, session: Session) -> None:

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 
 from sync_pipeline.sandbox.tripletex import errors as E
+from sync_pipeline.sandbox.tripletex import events
 from sync_pipeline.sandbox.tripletex import operations as ops
 from sync_pipeline.sandbox.tripletex import queries as Q
 from sync_pipeline.sandbox.tripletex.errors import ApiError, json_response, vmsg
@@ -396,5 +397,6 @@ def routes() -> list[Route]:
         ("/employee/{id}", _put("employee"), ["PUT"]),
         ("/department", _list("department"), ["GET"]),
         ("/department/{id}", _get("department"), ["GET"]),
+        *events.ROUTES,
     ]
     return [TemplateRoute(p + path, fn, methods=methods) for path, fn, methods in table]

@@ -30,6 +30,8 @@ INDEXED = (
     ("projectParticipant", "project"),
 )
 _INDEXED_BY_TABLE = {t: tuple(f for t2, f in INDEXED if t2 == t) for t in TABLES}
+#: Tables whose changes fire ``<table>.create|update|delete`` events (API-NOTES 8.3).
+EVENT_TABLES = ("project", "customer", "employee")
 
 
 def oslo_today() -> date:
@@ -92,6 +94,31 @@ class Company:
     #: Highest numbers ever used: number series continue after them, never reuse.
     project_number_high: int = 0
     customer_number_high: int = 10000
+    #: Event subscriptions (API-NOTES 8.2) by id, with their write-only secrets.
+    subscriptions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    next_subscription_id: int = 1
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Queued events are not data: they leave with the request that made them."""
+        return {k: v for k, v in self.__dict__.items() if k != "outbox"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"subscriptions": {}, "next_subscription_id": 1, **state})
+
+    # -- events ---------------------------------------------------------------------------
+    def emit(self, table: str, verb: str, rec_id: int) -> None:
+        """Queue ``<table>.<verb>`` if an active subscription wants it (the hub delivers the
+        queue after the request, off the request path)."""
+        if table not in EVENT_TABLES or not self.subscriptions:
+            return
+        event = f"{table}.{verb}"
+        if any(
+            s["event"] == event and s["status"] == "ACTIVE" for s in self.subscriptions.values()
+        ):
+            self.__dict__.setdefault("outbox", []).append((table, verb, rec_id))
+
+    def take_events(self) -> list[tuple[str, str, int]]:
+        return self.__dict__.pop("outbox", None) or []
 
     @staticmethod
     def id_for(key: str) -> int:
@@ -119,6 +146,7 @@ class Company:
         self.tables[table][rec_id] = rec
         self._index(table, rec)
         self.touch(rec)
+        self.emit(table, "create", rec_id)
         return rec
 
     def update(
@@ -134,12 +162,14 @@ class Company:
         rec["version"] += 1
         rec["_changes"].append((time.time(), "UPDATE", employee_id or self.owner_id))
         self.touch(rec)
+        self.emit(table, "update", rec["id"])
         return True
 
     def delete(self, table: str, rec_id: int) -> None:
         rec = self.tables[table].pop(rec_id)
         self._unindex(table, rec)
         self.revision += 1
+        self.emit(table, "delete", rec_id)
 
     def touch(self, rec: dict[str, Any]) -> None:
         """Mark a record (or a parent whose children changed) as changed for digests."""

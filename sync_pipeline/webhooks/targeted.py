@@ -1,0 +1,121 @@
+"""Targeted incremental extraction: a run started by webhook events reads the changed records
+by id instead of listing whole collections.
+
+Tripletex has no ``changedSince`` on projects and employees (API-NOTES 3.7), so without an
+event the only way to learn what changed is a full listing (cheap with 304s, but one
+request per page). An event names the record: one ``GET`` by id reads its current state —
+whatever the event said, since events can be out of order, skipped or stale (API-NOTES
+8.6: "the latest is sent", versions may be skipped).
+
+G7 holds: a webhook alone never deletes. A deletion event only makes the record a
+candidate; it counts as gone when its ``GET`` answers 404 (for Svenn, which deletes softly,
+the 404 of a tombstone). A record the ``GET`` still finds is read as alive (an update), and
+reported in ``deletion_not_confirmed`` so the run can say so (info ``DELETION_NOT_CONFIRMED``,
+as the apply step does for a deletion derived from a Tripletex listing).
+
+The hook for the extract assets (see the issue-15 report): with the run tag
+``WEBHOOK_BATCH_TAG`` set, call :func:`changes_of_batch` once, then per system and entity
+:func:`read_tripletex` / :func:`read_svenn`, upsert ``records`` into the snapshot by id and
+treat ``gone`` like a deletion seen by a complete listing; without the tag, extract as today.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from sync_pipeline.model import PLURAL
+from sync_pipeline.resources.svenn import SvennApiError, SvennClient
+from sync_pipeline.resources.tripletex import TripletexApiError, TripletexClient
+
+#: Above this many changed records of one entity, listing the collection is cheaper.
+MAX_TARGETED = 200
+
+
+@dataclass
+class Changes:
+    """The records a batch of events named, per (system, entity)."""
+
+    ids: dict[tuple[str, str], set[int]] = field(default_factory=lambda: defaultdict(set))
+    #: ids whose events include a deletion (a candidate, not a fact: G7).
+    deletions: dict[tuple[str, str], set[int]] = field(default_factory=lambda: defaultdict(set))
+
+    def of(self, system: str, entity: str) -> list[int]:
+        return sorted(self.ids.get((system, entity), ()))
+
+    def too_many(self, system: str, entity: str) -> bool:
+        return len(self.ids.get((system, entity), ())) > MAX_TARGETED
+
+
+@dataclass
+class TargetedRead:
+    system: str
+    entity: str
+    records: list[dict[str, Any]] = field(default_factory=list)  # alive now, as the API has them
+    gone: list[int] = field(default_factory=list)  # a GET by id answered 404
+    deletion_not_confirmed: list[int] = field(default_factory=list)  # deletion event, yet alive
+    requests: int = 0
+
+
+def changes_of_batch(conn: duckdb.DuckDBPyConnection, tenant: str, batch: str) -> Changes:
+    """The changed records of the events the run's batch covers (the sensor's tag)."""
+    rows = conn.execute(
+        "SELECT source, entity, record_id, bool_or(action = 'delete')"
+        " FROM sync.webhook_events WHERE tenant = ? AND batch = ? GROUP BY ALL",
+        [tenant, batch],
+    ).fetchall()
+    changes = Changes()
+    for source, entity, record_id, deleted in rows:
+        changes.ids[(source, entity)].add(record_id)
+        if deleted:
+            changes.deletions[(source, entity)].add(record_id)
+    return changes
+
+
+def read_tripletex(
+    client: TripletexClient,
+    entity: str,
+    ids: Iterable[int],
+    *,
+    fields: str | None = None,
+    deletions: Iterable[int] = (),
+) -> TargetedRead:
+    """``GET /<entity>/<id>`` for each id (with the extract's ``fields``)."""
+    out = TargetedRead("tripletex", entity)
+    deleted = set(deletions)
+    for record_id in ids:
+        out.requests += 1
+        try:
+            out.records.append(client.get(f"/{entity}/{record_id}", fields=fields))
+        except TripletexApiError as err:
+            if err.status != 404:
+                raise  # unknown state: the extract fails and deletes nothing (G7)
+            out.gone.append(record_id)
+            continue
+        if record_id in deleted:
+            out.deletion_not_confirmed.append(record_id)
+    return out
+
+
+def read_svenn(
+    client: SvennClient, entity: str, ids: Iterable[int], *, deletions: Iterable[int] = ()
+) -> TargetedRead:
+    """``GET /<entities>/<id>`` for each id; a deleted record (tombstone) answers 404."""
+    out = TargetedRead("svenn", entity)
+    deleted = set(deletions)
+    for record_id in ids:
+        out.requests += 1
+        try:
+            out.records.append(client.get(PLURAL[entity], record_id))
+        except SvennApiError as err:
+            if err.status != 404:
+                raise
+            out.gone.append(record_id)
+            continue
+        if record_id in deleted:
+            out.deletion_not_confirmed.append(record_id)
+    return out
