@@ -119,7 +119,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _tenants_file(path: Path, tripletex, svenn) -> None:
+def _other_tenants(n: int) -> str:
+    """Tenants besides the measured one, as a service with many tenants has in its file."""
+    return "".join(
+        f"  t{i}:\n    mode: active\n"
+        f'    svenn: {{base_url: "http://127.0.0.1:9/api/v1", api_key: "k{i}"}}\n'
+        '    tripletex: {base_url: "http://127.0.0.1:9/v2", consumer_token: "c", '
+        f'employee_token: "e{i}"}}\n'
+        for i in range(n)
+    )
+
+
+def _tenants_file(path: Path, tripletex, svenn, others: int = 0) -> None:
     path.write_text(
         "tenants:\n"
         f"  {TENANT}:\n"
@@ -127,7 +138,7 @@ def _tenants_file(path: Path, tripletex, svenn) -> None:
         f'    svenn: {{base_url: "{svenn.base_url}", api_key: "{svenn.api_key}"}}\n'
         f'    tripletex: {{base_url: "{tripletex.base_url}", '
         f'consumer_token: "{tripletex.consumer_token}", '
-        f'employee_token: "{tripletex.employee_token}"}}\n',
+        f'employee_token: "{tripletex.employee_token}"}}\n' + _other_tenants(others),
         encoding="utf-8",
     )
 
@@ -292,17 +303,7 @@ def tenants_file_cost(folder: Path) -> None:
 
     for n in (1, 500, 2000):
         path = folder / f"tenants-{n}.yaml"
-        path.write_text(
-            "tenants:\n"
-            + "".join(
-                f"  t{i}:\n    mode: active\n"
-                f'    svenn: {{base_url: "http://127.0.0.1:9/api/v1", api_key: "k{i}"}}\n'
-                '    tripletex: {base_url: "http://127.0.0.1:9/v2", consumer_token: "c", '
-                f'employee_token: "e{i}"}}\n'
-                for i in range(n)
-            ),
-            encoding="utf-8",
-        )
+        path.write_text("tenants:\n" + _other_tenants(n), encoding="utf-8")
         cpu = time.process_time()
         for _ in range(3):
             load_tenants(path)
@@ -341,6 +342,12 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=2, help="measured runs per executor")
     p.add_argument("--profile", action="store_true", help="import cost and an in-process cProfile")
     p.add_argument("--top", type=int, default=35, help="rows of the profile")
+    p.add_argument(
+        "--other-tenants",
+        type=int,
+        default=0,
+        help="tenants besides the measured one in the tenants file (not synced)",
+    )
     p.add_argument(
         "--variant", action="append", choices=list(VARIANTS), help="only these executors"
     )
@@ -383,6 +390,9 @@ def main() -> int:
                 code = cli.main(argv)
                 if code != cli.EXIT_OK:
                     raise SystemExit(f"setup run {argv} exited with {code}")
+        if args.other_tenants:  # after the set-up runs: only the measured runs read them
+            _tenants_file(folder / "tenants.yaml", tripletex, svenn, args.other_tenants)
+            print(f"tenants file: {args.other_tenants} other tenants besides '{TENANT}'")
         writes = (tripletex.stats()["writes"], svenn.stats()["writes"])
 
         results: dict[str, list[dict]] = {label: [] for label in variants}
