@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from sync_pipeline.ops import EXIT_USAGE, OperatorError, decisions, reports, runs
 from sync_pipeline.ops.progress import quiet_console
 from sync_pipeline.tenants import TenantConfigError
+from sync_pipeline.webhooks import cli as webhooks
 
 #: The command groups, in the order ``--help`` lists them.
-COMMAND_MODULES = (runs, reports, decisions)
+COMMAND_MODULES = (runs, reports, decisions, webhooks)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,7 @@ from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline.schedules import FAILING_STREAK, PARTITION_TAG, failing_streak
 from sync_pipeline.tenants import TenantConfigError, TenantsResource
+from sync_pipeline.webhooks.sensor import webhook_events_sensor
 
 PARTITIONS_NAME = tenant_partitions.name
 
@@ -152,3 +153,7 @@ def failing_tenants_sensor(context: dg.RunFailureSensorContext):
 
 
 SENSORS.append(failing_tenants_sensor)
+
+
+# -- webhook deliveries: a debounced run of the tenant they name (issue 15) ----------------------
+SENSORS.append(webhook_events_sensor)
