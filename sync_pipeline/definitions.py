@@ -11,6 +11,7 @@ from dagster import (
 )
 
 from sync_pipeline import assets
+from sync_pipeline.assets.maintenance import maintenance_job, maintenance_schedule
 from sync_pipeline.jobs import plan_job, sync_job
 from sync_pipeline.resources.storage import SyncDuckDB, duckdb_path
 from sync_pipeline.schedules import SCHEDULES
@@ -24,8 +25,8 @@ def build_defs(*, tenants_file: str | Path | None = None) -> Definitions:
     return Definitions(
         assets=load_assets_from_package_module(assets),
         asset_checks=load_asset_checks_from_package_module(assets),
-        jobs=[sync_job, plan_job],
-        schedules=SCHEDULES,
+        jobs=[sync_job, plan_job, maintenance_job],
+        schedules=[*SCHEDULES, maintenance_schedule],
         sensors=SENSORS,
         resources={
             "duckdb": SyncDuckDB(database=duckdb_path()),

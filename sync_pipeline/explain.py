@@ -26,6 +26,7 @@ from typing import Any
 import duckdb
 
 from sync_pipeline.model import CODES
+from sync_pipeline.resources.backends import open_lake, store_kind
 
 SIDES = ("svenn", "tripletex")
 #: What an open error holds back, and the command that releases it (next-run forecast).
@@ -50,7 +51,12 @@ class ExplainError(Exception):
 @contextmanager
 def read_only(path: str, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection, retried while a sync holds the file (up to ``wait_s``), and
-    closed as soon as the caller is done: explain must never keep a sync waiting."""
+    closed as soon as the caller is done: explain must never keep a sync waiting. On a
+    DuckLake (``SYNC_STORE=ducklake``) a read-only attach never blocks a writer."""
+    if store_kind() == "ducklake":
+        with open_lake(read_only=True) as conn:
+            yield conn
+        return
     if not Path(path).exists():
         raise ExplainError(f"{path}: no sync database yet (no run has happened)")
     deadline = time.monotonic() + wait_s

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from sync_pipeline.ops import OperatorError
+from sync_pipeline.resources.backends import open_lake, store_kind
 from sync_pipeline.resources.storage import SyncDuckDB, duckdb_path, migrate
 
 #: How long a command waits for another process to release the DuckDB file.
@@ -62,7 +63,12 @@ def _lock_holder(message: str) -> str:
 
 @contextmanager
 def open_db(wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection, migrated; waits a while for another writer, then says so."""
+    """A short-lived connection, migrated; waits a while for another writer, then says so.
+    On a DuckLake (``SYNC_STORE=ducklake``) nothing waits: writers never block each other."""
+    if store_kind() == "ducklake":
+        with open_lake() as conn:
+            yield conn
+        return
     path = duckdb_path()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -88,6 +94,10 @@ def brief_connection(
     """A connection if the file is free within ``wait_s`` (a run holds it only briefly),
     else None: a sensor tick must not hang on a busy state store. Same configuration as
     the resource's connections, which DuckDB requires within one process."""
+    if store_kind() == "ducklake":
+        with open_lake() as conn:
+            yield conn
+        return
     config = {"custom_user_agent": "dagster", **store.connection_config}
     conn, _busy = _connect_within(store.database, wait_s, config, 0.2)
     if conn is None:
