@@ -7,7 +7,7 @@ no module hand-writes BEGIN/COMMIT/ROLLBACK, ``register``/``unregister`` or mark
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -39,6 +39,19 @@ def _column(values: Sequence[Any]) -> Any:
     if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
         return pd.array(list(values), dtype="Int64")
     return list(values)
+
+
+def columns(
+    items: Sequence[Any], *names: str, **derived: str | Callable[[Any], Any]
+) -> dict[str, list[Any]]:
+    """Objects (dataclasses) as the columns ``staged_rows`` takes: each of ``names`` is an
+    attribute of the same name; each ``derived`` column is another attribute's name or a
+    function of the object (e.g. JSON text)."""
+    out: dict[str, list[Any]] = {name: [getattr(i, name) for i in items] for name in names}
+    for name, how in derived.items():
+        get = (lambda i, attr=how: getattr(i, attr)) if isinstance(how, str) else how
+        out[name] = [get(i) for i in items]
+    return out
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from sync_pipeline.assets.apply.sql import first
-from sync_pipeline.resources.state import staged_rows, transaction
+from sync_pipeline.resources.state import columns, staged_rows, transaction
 
 
 @dataclass
@@ -38,23 +38,14 @@ class Finding:
 def insert_findings(conn: duckdb.DuckDBPyConnection, findings: list[Finding]) -> None:
     if not findings:
         return
-    rows = {
-        "tenant": [f.tenant for f in findings],
-        "run_id": [f.run_id for f in findings],
-        "entity": [f.entity for f in findings],
-        "side": [f.side for f in findings],
-        "svenn_id": [f.svenn_id for f in findings],
-        "tripletex_id": [f.tripletex_id for f in findings],
-        "record_label": [f.record_label for f in findings],
-        "code": [f.code for f in findings],
-        "severity": [f.severity for f in findings],
-        "rule_id": [f.rule_id for f in findings],
-        "message": [f.message for f in findings],
-        "details": [
+    rows = columns(
+        findings,
+        *("tenant", "run_id", "entity", "side", "svenn_id", "tripletex_id", "record_label"),
+        *("code", "severity", "rule_id", "message"),
+        details=lambda f: (
             json.dumps(f.details, ensure_ascii=False, default=str) if f.details else None
-            for f in findings
-        ],
-    }
+        ),
+    )
     with staged_rows(conn, rows) as staged:
         conn.execute(
             "INSERT INTO sync.findings (tenant, run_id, entity, side, svenn_id, tripletex_id, "

@@ -18,7 +18,7 @@ import duckdb
 
 from sync_pipeline.assets.apply.sql import first
 from sync_pipeline.model import Side
-from sync_pipeline.resources.state import staged_rows
+from sync_pipeline.resources.state import columns, staged_rows
 
 
 class UnresolvedRefError(LookupError):
@@ -157,14 +157,13 @@ def write_links(
     if inserts:
         rows = {
             "_i": list(range(len(inserts))),
-            "entity": [w.entity for w in inserts],
-            "svenn_id": [w.svenn_id for w in inserts],
-            "tripletex_id": [w.tripletex_id for w in inserts],
-            "key": [w.key for w in inserts],
-            "origin": [w.origin for w in inserts],
-            "base": [_json(w.base) for w in inserts],
-            "tv": [w.tripletex_version for w in inserts],
-            "sv": [w.svenn_version for w in inserts],
+            **columns(
+                inserts,
+                *("entity", "svenn_id", "tripletex_id", "key", "origin"),
+                base=lambda w: _json(w.base),
+                tv="tripletex_version",
+                sv="svenn_version",
+            ),
         }
         with staged_rows(conn, rows) as staged:
             refused_ix = [

@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from sync_pipeline.resources.state import staged_rows
+from sync_pipeline.resources.state import columns, staged_rows
 
 STATES = ("intent", "done", "failed", "skipped")
 
@@ -51,17 +51,12 @@ def record_intents(
     """Commit the intents of one batch (one statement, the caller's transaction)."""
     if not intents:
         return
-    rows = {
-        "seq": [i.seq for i in intents],
-        "entity": [i.entity for i in intents],
-        "target": [i.target for i in intents],
-        "operation": [i.operation for i in intents],
-        "svenn_id": [i.svenn_id for i in intents],
-        "tripletex_id": [i.tripletex_id for i in intents],
-        "key": [i.key for i in intents],
-        "idem": [i.idempotency_key for i in intents],
-        "payload": [_dumps(i.payload) for i in intents],
-    }
+    rows = columns(
+        intents,
+        *("seq", "entity", "target", "operation", "svenn_id", "tripletex_id", "key"),
+        idem="idempotency_key",
+        payload=lambda i: _dumps(i.payload),
+    )
     with staged_rows(conn, rows) as staged:
         conn.execute(
             "INSERT INTO sync.operations (tenant, run_id, seq, entity, target, operation, "
@@ -79,12 +74,7 @@ def record_outcomes(
     """Settle intents (or record rows that never got one, e.g. skipped) in one statement."""
     if not outcomes:
         return
-    rows = {
-        "seq": [o.seq for o in outcomes],
-        "state": [o.state for o in outcomes],
-        "result_id": [o.result_id for o in outcomes],
-        "error": [_dumps(o.error) for o in outcomes],
-    }
+    rows = columns(outcomes, "seq", "state", "result_id", error=lambda o: _dumps(o.error))
     with staged_rows(conn, rows) as staged:
         conn.execute(
             "UPDATE sync.operations AS o SET state = f.state, result_id = f.result_id, "
