@@ -105,8 +105,9 @@ def test_G13_second_run_refused_while_first_runs(workspace):
 
 
 def test_G13_second_run_refused_across_processes(workspace):
-    """Two processes take the lease of one tenant through the same state store at once:
-    exactly one wins."""
+    """Two live processes take the lease of one tenant through the same state store at
+    once: exactly one wins. Each stays alive until both have answered (a holder whose
+    process is gone is taken over by design, so an early exit would be a second winner)."""
     workspace.add_offline_tenant("acme")
     workspace.db().close()
     script = (
@@ -116,20 +117,28 @@ def test_G13_second_run_refused_across_processes(workspace):
         "db = SyncDuckDB(database=sys.argv[1])\n"
         "with db.get_connection() as conn:\n"
         "    try:\n"
-        "        lease.acquire(conn, 'acme', sys.argv[2]); print('acquired')\n"
+        "        lease.acquire(conn, 'acme', sys.argv[2]); answer = 'acquired'\n"
         "    except lease.LeaseRefused:\n"
-        "        print('refused')\n"
+        "        answer = 'refused'\n"
+        "print(answer, flush=True)\n"
+        "sys.stdin.read()  # alive, holding the lease, until the test has both answers\n"
     )
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, str(workspace.duckdb_path), f"run-{n}"],
             env=workspace.env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         for n in range(2)
     ]
-    outcomes = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
+    try:
+        outcomes = sorted(p.stdout.readline().strip() for p in procs)
+    finally:
+        for p in procs:
+            p.stdin.close()
+            p.wait(timeout=120)
     assert outcomes == ["acquired", "refused"]
 
 
