@@ -308,7 +308,8 @@ def story(conn: duckdb.DuckDBPyConnection, tenant: str, entity: str, **query: An
     if "sync.matches" in tables:
         for r in _rows(
             conn,
-            "SELECT run_id, matched_at, svenn_id, tripletex_id, key, via, kind, origin "
+            "SELECT run_id, matched_at, svenn_id, tripletex_id, key, via, kind AS match_kind, "
+            "origin "
             f"FROM sync.matches WHERE {_MINE} AND kind <> 'linked' ORDER BY matched_at DESC",
             mine,
         ):
@@ -524,7 +525,7 @@ def _event_text(e: dict) -> str:
             f"Tripletex {json.dumps(e['tripletex_value'], ensure_ascii=False)} → {e['winner']} won"
         )
     if kind == "match":
-        return f"matched [G3] by {e['via']} ({e['kind']})"
+        return f"matched [G3] by {e['via']} ({e['match_kind']})"
     if kind == "detached":
         return f"link detached [{e['rule_id']}]: {e['reason']}"
     if kind == "eligibility_check":

@@ -211,3 +211,20 @@ def test_G10_error_log_metadata_links_each_open_error_to_its_explain_command(wor
     capsys.readouterr()
     assert cli.main([*command.split()[1:], "--format", "json"]) == 0  # the command as shown
     assert json.loads(capsys.readouterr().out)["open_errors"][0]["rule_id"] == "P1"
+
+
+def test_G3_key_match_explained(world, capsys):
+    """A customer in both systems with one customer number is matched by key (G3), and its
+    story shows the match — how it matched and that it was a match, not an existing link."""
+    tenant, tx, sv = world()
+    customer = sv.create("customers", {"name": "Begge AS", "customer_number": "6101"})
+    tx.post("/customer", {"name": "Begge AS", "customerNumber": 6101})
+    run_id = sync(tenant)
+
+    story = explain(capsys, "customer", "--svenn-id", str(customer["id"]))
+    [match] = kinds(story, "match")
+    assert (match["rule_id"], match["run_id"], match["match_kind"]) == ("G3", run_id, "matched")
+    assert match["via"] == "key"
+    assert "matched [G3] by key (matched)" in explain(
+        capsys, "customer", "--svenn-id", str(customer["id"]), fmt="text"
+    )

@@ -3,7 +3,10 @@ read without blocking them, and one tenant is still synced by one run at a time 
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import subprocess
+import sys
 import uuid
 
 import duckdb
@@ -13,6 +16,7 @@ from sync_pipeline import lease
 from sync_pipeline.assets.maintenance import maintain
 from sync_pipeline.resources import backends
 from sync_pipeline.tenants import load_tenants
+from sync_pipeline_tests.conftest import REPO_ROOT
 from sync_pipeline_tests.store.conftest import add_company, finish, query, start_run
 
 OTHER_HOST = "another-host:4242"  # a holder this host cannot prove dead
@@ -59,6 +63,22 @@ def test_G13_two_tenants_synced_at_once_in_separate_processes_both_end_correct(
     (_, _, start_a, end_a), (_, _, start_b, end_b) = runs
     assert start_a < end_b and start_b < end_a
     assert query("SELECT count(*) FROM sync.errors WHERE code = 'RUN_ALREADY_ACTIVE'") == [(0,)]
+
+    # support's question on the lake too: `explain` tells an open error's story from the lake
+    entity, svenn_id, tripletex_id, code, message = query(
+        "SELECT entity, svenn_id, tripletex_id, code, message FROM sync.errors "
+        "WHERE tenant = 'north' AND resolved_at IS NULL AND entity IN "
+        "('project', 'customer', 'employee') ORDER BY code, svenn_id, tripletex_id LIMIT 1"
+    )[0]
+    which = ["--svenn-id", str(svenn_id)] if svenn_id else ["--tripletex-id", str(tripletex_id)]
+    explained = subprocess.run(
+        [sys.executable, "-m", "sync_pipeline.cli", "explain", "--tenant", "north",
+         "--entity", entity, *which, "--format", "json"],
+        cwd=REPO_ROOT, env=workspace.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert explained.returncode == 0, explained.stderr[-2000:]
+    story = json.loads(explained.stdout)
+    assert {(e["code"], e["message"]) for e in story["open_errors"]} >= {(code, message)}
 
 
 def test_an_analysts_read_only_attach_during_a_run_neither_blocks_nor_fails_it(
