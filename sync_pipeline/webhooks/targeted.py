@@ -15,10 +15,12 @@ writes or detaches anything. A record the lookup still finds is read as alive (a
 reported in ``deletion_not_confirmed`` so the run can say so (info ``DELETION_NOT_CONFIRMED``,
 as the apply step does for a deletion derived from a Tripletex listing).
 
-The hook for the extract assets (see the issue-15 report): with the run tag
-``WEBHOOK_BATCH_TAG`` set, call :func:`changes_of_batch` once, then per system and entity
-:func:`read_tripletex` / :func:`read_svenn`, upsert ``records`` into the snapshot by id and
-treat ``gone`` like a deletion seen by a complete listing; without the tag, extract as today.
+Used by the Tripletex extract (``assets/extract/tripletex.py``): with the run tag
+``WEBHOOK_BATCH_TAG`` set, :func:`changes_of_batch` once per run, then per entity that
+would be extracted incrementally :func:`read_tripletex`, whose ``records`` replace their
+rows in the snapshot by id and whose ``gone`` leave it (``snapshot.write_snapshot``,
+``replace="by_id"``); without the tag, or with more than ``MAX_TARGETED`` records, it lists
+as before.
 """
 
 from __future__ import annotations
