@@ -1,22 +1,26 @@
 """Targeted incremental extraction: a run started by webhook events reads the changed records
-by id instead of listing whole collections.
+by id instead of listing whole collections (the Tripletex extract does, see
+``assets/extract/tripletex.py``; Svenn's ``updated_since`` incremental is already cheap).
 
 Tripletex has no ``changedSince`` on projects and employees (API-NOTES 3.7), so without an
 event the only way to learn what changed is a full listing (cheap with 304s, but one
-request per page). An event names the record: one ``GET`` by id reads its current state —
+request per page). An event names the record: a lookup by id reads its current state —
 whatever the event said, since events can be out of order, skipped or stale (API-NOTES
 8.6: "the latest is sent", versions may be skipped).
 
 G7 holds: a webhook alone never deletes. A deletion event only makes the record a
-candidate; it counts as gone when its ``GET`` answers 404 (for Svenn, which deletes softly,
-the 404 of a tombstone). A record the ``GET`` still finds is read as alive (an update), and
+candidate; it counts as gone when the lookup by id does not return it, like a record
+missing from a complete listing, which the apply step proves with a GET by id before it
+writes or detaches anything. A record the lookup still finds is read as alive (an update), and
 reported in ``deletion_not_confirmed`` so the run can say so (info ``DELETION_NOT_CONFIRMED``,
 as the apply step does for a deletion derived from a Tripletex listing).
 
-The hook for the extract assets (see the issue-15 report): with the run tag
-``WEBHOOK_BATCH_TAG`` set, call :func:`changes_of_batch` once, then per system and entity
-:func:`read_tripletex` / :func:`read_svenn`, upsert ``records`` into the snapshot by id and
-treat ``gone`` like a deletion seen by a complete listing; without the tag, extract as today.
+Used by the Tripletex extract (``assets/extract/tripletex.py``): with the run tag
+``WEBHOOK_BATCH_TAG`` set, :func:`changes_of_batch` once per run, then per entity that
+would be extracted incrementally :func:`read_tripletex`, whose ``records`` replace their
+rows in the snapshot by id and whose ``gone`` leave it (``snapshot.write_snapshot``,
+``replace="by_id"``); without the tag, or with more than ``MAX_TARGETED`` records, it lists
+as before.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from typing import Any
 
 import duckdb
 
-from sync_pipeline.model import PLURAL
-from sync_pipeline.resources.svenn import SvennApiError, SvennClient
-from sync_pipeline.resources.tripletex import TripletexApiError, TripletexClient
+from sync_pipeline.model import Entity
+from sync_pipeline.resources.svenn import SvennClient
+from sync_pipeline.resources.systems import SyncedSystem
+from sync_pipeline.resources.tripletex import TripletexClient
 
 #: Above this many changed records of one entity, listing the collection is cheaper.
 MAX_TARGETED = 200
@@ -76,46 +81,50 @@ def changes_of_batch(conn: duckdb.DuckDBPyConnection, tenant: str, batch: str) -
     return changes
 
 
+def read_by_id(
+    client: SyncedSystem,
+    system: str,
+    entity: Entity,
+    ids: Iterable[int],
+    *,
+    deletions: Iterable[int] = (),
+    **options: Any,
+) -> TargetedRead:
+    """The records with these ids through the client's own lookup (``get_many``: Tripletex
+    lists with an ``id`` filter, in every pass; Svenn GETs each id, tombstones included).
+
+    An id the lookup does not return is ``gone``, exactly as if it were missing from a
+    complete listing (the apply step proves it with its GET by id before anything is
+    written or detached, G7). A deletion event whose record is still alive is reported."""
+    wanted = sorted({int(i) for i in ids})
+    out = TargetedRead(system, entity)
+    if not wanted:
+        return out
+    before = client.requests_made
+    # Any API error propagates: the extract fails as incomplete and deletes nothing (G7).
+    out.records = client.get_many(entity, wanted, **options)
+    out.requests = client.requests_made - before
+    found = {int(r["id"]) for r in out.records}
+    alive = {int(r["id"]) for r in out.records if not r.get("deleted_at")}
+    out.gone = [i for i in wanted if i not in found]
+    out.deletion_not_confirmed = sorted(alive & set(deletions))
+    return out
+
+
 def read_tripletex(
     client: TripletexClient,
-    entity: str,
+    entity: Entity,
     ids: Iterable[int],
     *,
     fields: str | None = None,
     deletions: Iterable[int] = (),
 ) -> TargetedRead:
-    """``GET /<entity>/<id>`` for each id (with the extract's ``fields``)."""
-    out = TargetedRead("tripletex", entity)
-    deleted = set(deletions)
-    for record_id in ids:
-        out.requests += 1
-        try:
-            out.records.append(client.get(f"/{entity}/{record_id}", fields=fields))
-        except TripletexApiError as err:
-            if err.status != 404:
-                raise  # unknown state: the extract fails and deletes nothing (G7)
-            out.gone.append(record_id)
-            continue
-        if record_id in deleted:
-            out.deletion_not_confirmed.append(record_id)
-    return out
+    """Tripletex records by id with the extract's ``fields``."""
+    return read_by_id(client, "tripletex", entity, ids, deletions=deletions, fields=fields)
 
 
 def read_svenn(
-    client: SvennClient, entity: str, ids: Iterable[int], *, deletions: Iterable[int] = ()
+    client: SvennClient, entity: Entity, ids: Iterable[int], *, deletions: Iterable[int] = ()
 ) -> TargetedRead:
-    """``GET /<entities>/<id>`` for each id; a deleted record (tombstone) answers 404."""
-    out = TargetedRead("svenn", entity)
-    deleted = set(deletions)
-    for record_id in ids:
-        out.requests += 1
-        try:
-            out.records.append(client.get(PLURAL[entity], record_id))
-        except SvennApiError as err:
-            if err.status != 404:
-                raise
-            out.gone.append(record_id)
-            continue
-        if record_id in deleted:
-            out.deletion_not_confirmed.append(record_id)
-    return out
+    """Svenn records by id; a deleted one is its tombstone (``deleted_at`` set), not gone."""
+    return read_by_id(client, "svenn", entity, ids, deletions=deletions)

@@ -111,9 +111,14 @@ class WorldTenant:
 
     # -- runs ---------------------------------------------------------------------------------
     def run(
-        self, *, full: bool = False, run_config: dict[str, Any] | None = None
+        self,
+        *,
+        full: bool = False,
+        run_config: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
     ) -> dg.ExecuteInProcessResult:
-        """One whole ``sync_job`` run in this process (``full``: a full extract)."""
+        """One whole ``sync_job`` run in this process (``full``: a full extract; ``tags``:
+        more run tags, e.g. the webhook sensor's batch)."""
         from sync_pipeline import definitions
 
         defs = dg.Definitions(
@@ -134,7 +139,7 @@ class WorldTenant:
                 partition_key=TENANT,
                 instance=instance,
                 raise_on_error=False,
-                tags={FULL_EXTRACT_TAG: "true"} if full else None,
+                tags={**({FULL_EXTRACT_TAG: "true"} if full else {}), **(tags or {})} or None,
                 run_config=run_config,
             )
         finally:

@@ -122,7 +122,7 @@ def test_a_deletion_event_for_a_record_that_still_exists_deletes_nothing(tenant_
         fields="id,name,version",
         deletions=changes.deletions[("tripletex", "customer")],
     )
-    assert read.gone == [gone["id"]]  # the GET proved it (404)
+    assert read.gone == [gone["id"]]  # not returned by the lookup by id
     assert read.deletion_not_confirmed == [alive["id"]]
     assert [r["name"] for r in read.records] == ["Still here AS"]
     assert read.requests == 2

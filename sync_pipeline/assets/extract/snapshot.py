@@ -4,6 +4,13 @@ The raw rows, the staging rows and the ``sync.extracts`` row of an extract are w
 ONE DuckDB transaction, after the whole listing has been fetched. An extract that fails
 part-way writes only an incomplete ``sync.extracts`` row, so the rules keep working on the
 previous complete snapshot and never mistake missing records for deletions (G7).
+
+A targeted read (a run started by webhook events, mode ``targeted``) is an incremental
+page set keyed by id: it replaces the raw rows of the ids it asked for and keeps every
+other row, so the snapshot stays the previous complete one plus what the events named.
+Only a record it asked for and did not find leaves staging; a record absent from it is
+untouched, never taken for deleted. It keeps the previous watermark (its pages' digests),
+so the next listing still re-reads every page that changed since the last one.
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ import pyarrow as pa
 from sync_pipeline.assets.extract.tables import raw_insert_sql, staging_rebuild_sql
 from sync_pipeline.model import Entity, Side, raw_table, staging_table
 from sync_pipeline.resources.state import staged_rows, transaction
+
+#: ``details.found_by`` of a finding the extract records (the plan keeps it for the run).
+EXTRACT_FINDING = "extract"
 
 #: A full extract is forced when the last one is older than this, whatever the schedule.
 FULL_EXTRACT_MAX_AGE = timedelta(hours=24)
@@ -129,12 +139,15 @@ def write_snapshot(
     *,
     replace: str,
     keep_pages: list[tuple[str, int]] | None = None,
+    ids: list[int] | None = None,
 ) -> int:
     """Merge ``new_rows`` into the tenant's raw snapshot, rebuild staging, record the extract.
 
     ``replace`` says which previous raw rows go: ``"all"`` (a full extract), ``"ids"``
     (Svenn incremental: the records fetched again) or ``"pages"`` (Tripletex: every page
-    not in ``keep_pages``, i.e. not answered 304). Returns the staging row count.
+    not in ``keep_pages``, i.e. not answered 304) or ``"by_id"`` (a targeted read: the
+    rows of ``ids``, the records it asked for, whether found again or gone; every other
+    row stays). Returns the staging row count.
     """
     side, entity, tenant = rec.side, rec.entity, rec.tenant
     raw = raw_table(side, entity)
@@ -146,6 +159,11 @@ def write_snapshot(
                 f"DELETE FROM {raw} WHERE tenant = ? AND id IN "
                 f"(SELECT TRY_CAST(raw_json::JSON->>'$.id' AS BIGINT) FROM {staged})",
                 [tenant],
+            )
+        elif replace == "by_id":
+            conn.execute(
+                f"DELETE FROM {raw} WHERE tenant = ? AND list_contains(?::BIGINT[], id)",
+                [tenant, list(ids or [])],
             )
         elif replace == "pages":
             pages = keep_pages or []

@@ -22,6 +22,7 @@ from dagster import (
     multi_asset,
 )
 
+from sync_pipeline.assets.extract.snapshot import EXTRACT_FINDING
 from sync_pipeline.assets.keys import CONFLICTS_KEY, FINDINGS_KEY, LINKS_KEY, PLAN_KEY
 from sync_pipeline.assets.lease import release_at_end, run_includes
 from sync_pipeline.assets.rules.step import (
@@ -179,8 +180,16 @@ def sync_plan(context: AssetExecutionContext, duckdb: SyncDuckDB, tenants: Tenan
                 ("sync.conflicts", conflicts_sql()),
                 ("sync.matches", g3_matches_sql()),
             ):
+                # The findings the run's extract recorded (a targeted read's
+                # DELETION_NOT_CONFIRMED) stay: the rules never see them again.
+                keep = (
+                    " AND coalesce(json_extract_string(details, '$.found_by'), '') <> ?"
+                    if table == "sync.findings"
+                    else ""
+                )
                 conn.execute(
-                    f"DELETE FROM {table} WHERE tenant = ? AND run_id = ?", [tenant, run_id]
+                    f"DELETE FROM {table} WHERE tenant = ? AND run_id = ?{keep}",
+                    [tenant, run_id, *([EXTRACT_FINDING] if keep else [])],
                 )
                 rows[table] = insert_rows(conn, table, sql, params)
             prune_frame(conn, "sync.matches", tenant, "matched_at")
