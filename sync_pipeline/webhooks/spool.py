@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,15 +64,34 @@ class Event:
     body: str
 
 
+#: Spool files this process has prepared (WAL mode, schema): switching the journal mode
+#: takes an exclusive lock that SQLite's busy timeout does not wait for, so a burst of first
+#: deliveries must not all try it at once.
+_prepared: set[Path] = set()
+_prepare_lock = threading.Lock()
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    with _prepare_lock:
+        if path in _prepared:
+            return
+        # WAL is a property of the file: set once (by this or another process), it stays
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(_SCHEMA)
+        _prepared.add(path)
+
+
 @contextmanager
 def connect(path: str | Path | None = None) -> Iterator[sqlite3.Connection]:
-    path = Path(path) if path is not None else spool_path()
+    path = (Path(path) if path is not None else spool_path()).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():  # a new (or removed) spool is prepared again
+        _prepared.discard(path)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
+        _prepare(conn, path)
         conn.execute("PRAGMA synchronous=FULL")
-        conn.executescript(_SCHEMA)
         yield conn
     finally:
         conn.close()
