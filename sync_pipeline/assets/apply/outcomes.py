@@ -305,6 +305,35 @@ class Outcomes:
             return Result(row, "skipped", error={"reason": "already linked"})
         return None
 
+    def bodies(
+        self,
+        rows: list[PlanRow],
+        target: str,
+        wrap: bool,
+        check: Callable[[PlanRow, Any], None] | None = None,
+    ) -> list[tuple[PlanRow, Any]]:
+        """Each row with the body to send to ``target``; a create whose source record is
+        linked already, or a row with a missing reference, is settled here instead (with its
+        intent). ``check`` sees every body before anything is settled (it may refuse the run)."""
+        source = "svenn" if target == "tripletex" else "tripletex"
+        ready: list[tuple[PlanRow, Any]] = []
+        early: list[Result] = []
+        for row in rows:
+            if row.operation == "create":
+                skipped = self.skipped_if_linked(row, source, getattr(row, f"{source}_id"))
+                if skipped is not None:
+                    early.append(skipped)
+                    continue
+            body, failed = self.prepare(row, target, wrap)
+            if failed is not None:
+                early.append(failed)
+                continue
+            if check is not None:
+                check(row, body)
+            ready.append((row, body))
+        self.settle(early, with_intent=True)
+        return ready
+
     def prepare(self, row: PlanRow, want: str, wrap: bool) -> tuple[Any, Result | None]:
         """The body with ``$ref``s resolved, or a failed result when a reference is missing."""
         try:

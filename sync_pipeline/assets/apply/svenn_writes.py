@@ -101,28 +101,12 @@ class SvennWrites:
         a bulk whose answer was lost and Svenn replays instead of duplicating (G5)."""
         if not rows:
             return
-        ready: list[Item] = []
-        early: list[Result] = []
-        for row in rows:
-            skipped = (
-                self.outcomes.skipped_if_linked(row, "tripletex", row.tripletex_id)
-                if row.operation == "create"
-                else None
-            )
-            if skipped is not None:
-                early.append(skipped)
-                continue
-            body, failed = self.outcomes.prepare(row, "svenn", False)
-            if failed is not None:
-                early.append(failed)
-                continue
-            key = (
-                idempotency_key(self.outcomes.tenant, row, body)
-                if row.operation == "create"
-                else None
-            )
-            ready.append((row, body, key))
-        self.outcomes.settle(early, with_intent=True)
+        ready: list[Item] = [
+            (row, body, idempotency_key(self.outcomes.tenant, row, body))
+            if row.operation == "create"
+            else (row, body, None)
+            for row, body in self.outcomes.bodies(rows, "svenn", False)
+        ]
         size = max(1, min(self.batch_size, BULK_MAX_OPERATIONS))
         for wave in waves(ready):  # two writes to one record never in the same bulk
             for chunk in chunks(wave, size):

@@ -73,26 +73,10 @@ class TripletexWrites:
         """Carry out ``rows`` (``kind`` 'create' or 'update'; a number assignment is an update)."""
         if not rows:
             return
-        ready: list[Item] = []
-        early: list[Result] = []
-        for row in rows:
-            skipped = (
-                self.outcomes.skipped_if_linked(row, "svenn", row.svenn_id)
-                if kind == "create"
-                else None
-            )
-            if skipped is not None:
-                early.append(skipped)
-                continue
-            body, failed = self.outcomes.prepare(row, "tripletex", True)
-            if failed is not None:
-                early.append(failed)
-                continue
-            guard(row, body)
-            if kind == "update":
-                body = self._with_version(entity, row, body)
-            ready.append((row, body))
-        self.outcomes.settle(early, with_intent=True)
+        ready: list[Item] = [
+            (row, self._with_version(entity, row, body) if kind == "update" else body)
+            for row, body in self.outcomes.bodies(rows, "tripletex", True, check=guard)
+        ]
         for chunk in chunks(ready, self.batch_size):
             if self.breaker.skip_if_down("tripletex", chunk):
                 continue
