@@ -42,8 +42,7 @@ def _child(args: argparse.Namespace) -> None:
     """One scenario in this process: extract (twice with --incremental-after) and report."""
     import dagster as dg
 
-    from sync_pipeline.assets.extract.svenn import svenn_extract
-    from sync_pipeline.assets.extract.tripletex import tripletex_extract
+    from sync_pipeline.assets.extract.assets import extract
     from sync_pipeline.partitions import FULL_EXTRACT_TAG
     from sync_pipeline.resources.storage import SyncDuckDB
     from sync_pipeline.tenants import TenantsResource
@@ -62,7 +61,7 @@ def _child(args: argparse.Namespace) -> None:
                 tracemalloc.reset_peak()
             started = time.perf_counter()
             result = dg.materialize(
-                [svenn_extract, tripletex_extract],
+                [extract],
                 partition_key=TENANT,
                 instance=instance,
                 resources={"duckdb": duckdb, "tenants": tenants},

@@ -17,8 +17,10 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from sync_pipeline.assets.extract.svenn import SVENN_WATERMARK_OVERLAP, svenn_extract
-from sync_pipeline.assets.extract.tripletex import tripletex_extract
+from sync_pipeline.assets.extract.assets import extract
+from sync_pipeline.assets.extract.outputs import raw_key, staging_key
+from sync_pipeline.assets.extract.svenn import SVENN_WATERMARK_OVERLAP
+from sync_pipeline.model import ENTITIES
 from sync_pipeline.partitions import FULL_EXTRACT_TAG
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline.resources.svenn import SvennClient
@@ -77,22 +79,26 @@ class Harness:
 
     def run(
         self,
-        assets: list = (svenn_extract, tripletex_extract),  # type: ignore[assignment]
+        sides: tuple[str, ...] = ("svenn", "tripletex"),
         *,
         config: dict[str, Any] | None = None,
         full: bool = False,
         selection: list[dg.AssetKey] | None = None,
     ) -> dg.ExecuteInProcessResult:
-        op_config = {"config": {**FAST_RETRIES, **(config or {})}}
+        """The ``extract`` step for ``sides`` (all their entities unless ``selection``),
+        each side's client tuned by ``config``."""
+        tuning = {side: {**FAST_RETRIES, **(config or {})} for side in ("svenn", "tripletex")}
+        if selection is None:
+            selection = [k(s, e) for s in sides for e in ENTITIES for k in (raw_key, staging_key)]
         return dg.materialize(
-            list(assets),
+            [extract],
             partition_key=TENANT,
             instance=self.instance,
             resources={
                 "duckdb": self.duckdb,
                 "tenants": TenantsResource(tenants_file=str(self.tenants_file)),
             },
-            run_config={"ops": {a.node_def.name: op_config for a in assets}},
+            run_config={"ops": {"extract": {"config": tuning}}},
             tags={FULL_EXTRACT_TAG: "true"} if full else None,
             selection=selection,
             raise_on_error=False,
@@ -240,7 +246,7 @@ def _fault_after_first_page(monkeypatch, sandbox: SandboxProcess, path: str, **f
 
 def test_G5_a_503_mid_paging_is_retried_and_the_extract_is_complete(harness, monkeypatch):
     _fault_after_first_page(monkeypatch, harness.tripletex, "/customer", status=503, count=2)
-    result = harness.run([tripletex_extract], config={"page_size": 20})
+    result = harness.run(("tripletex",), config={"page_size": 20})
     assert result.success
     meta = harness.metadata(result)["staging/tripletex_customers"]
     pages = meta["pages_fetched"]
@@ -253,7 +259,7 @@ def test_G5_a_503_mid_paging_is_retried_and_the_extract_is_complete(harness, mon
 
 
 def test_G7_a_persistent_failure_fails_the_asset_and_keeps_the_last_snapshot(harness, monkeypatch):
-    assert harness.run([tripletex_extract], config={"page_size": 20}).success
+    assert harness.run(("tripletex",), config={"page_size": 20}).success
     before = {
         t: harness.table(t) for t in ("raw.tripletex_customers", "staging.tripletex_customers")
     }
@@ -267,7 +273,7 @@ def test_G7_a_persistent_failure_fails_the_asset_and_keeps_the_last_snapshot(har
     tx.delete(f"/customer/{victim}")
     tx.close()
     _fault_after_first_page(monkeypatch, harness.tripletex, "/customer", status=503, count=100)
-    result = harness.run([tripletex_extract], config={"page_size": 20}, full=True)
+    result = harness.run(("tripletex",), config={"page_size": 20}, full=True)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.message
@@ -296,7 +302,7 @@ def test_G5_a_429_storm_slows_the_run_but_loses_nothing(
     h = Harness(tmp_path, limited_tripletex, svenn_sandbox)
     _fault_after_first_page(monkeypatch, limited_tripletex, "/customer", status=429, count=3)
     try:
-        result = h.run([tripletex_extract], config={"page_size": 25, "max_retries": 5})
+        result = h.run(("tripletex",), config={"page_size": 25, "max_retries": 5})
         assert result.success
         meta = h.metadata(result)["raw/tripletex_customers"]
         assert meta["requests"] == meta["pages_fetched"] + 3  # each refusal retried
@@ -330,7 +336,7 @@ def test_tokens_never_appear_in_logs_metadata_or_exceptions(harness, monkeypatch
     harness.tripletex.clear_faults()
     harness.svenn.clear_faults()
     harness.tripletex.add_fault("^/v2/employee$", status=401, count=100)
-    unauthorized = harness.run([tripletex_extract])
+    unauthorized = harness.run(("tripletex",))
     assert not unauthorized.success and sessions
 
     texts = [caplog.text]
@@ -347,7 +353,7 @@ def test_tokens_never_appear_in_logs_metadata_or_exceptions(harness, monkeypatch
 
 
 def test_svenn_incremental_extract_picks_up_a_change_with_few_requests(harness, monkeypatch):
-    assert harness.run([svenn_extract]).success
+    assert harness.run(("svenn",)).success
     (watermark,) = harness.rows(
         "SELECT watermark->>'max_updated_at' FROM sync.extracts WHERE entity = 'customer'"
     )[0]
@@ -366,7 +372,7 @@ def test_svenn_incremental_extract_picks_up_a_change_with_few_requests(harness, 
     sv.delete("employees", employee["id"])
     sv.close()
 
-    result = harness.run([svenn_extract])
+    result = harness.run(("svenn",))
     assert result.success
     meta = harness.metadata(result)
     for resource in ("employees", "customers", "projects"):
@@ -384,7 +390,7 @@ def test_svenn_incremental_extract_picks_up_a_change_with_few_requests(harness, 
         assert set(staging_rows(harness, f"svenn_{resource}")) == set(api[f"svenn_{resource}"])
 
     asked.clear()
-    forced = harness.run([svenn_extract], full=True)
+    forced = harness.run(("svenn",), full=True)
     assert forced.success
     assert {m["mode"] for m in harness.metadata(forced).values()} == {"full"}
     assert asked["customers"] == (None, True)
@@ -392,10 +398,10 @@ def test_svenn_incremental_extract_picks_up_a_change_with_few_requests(harness, 
 
 def test_unchanged_tripletex_listing_comes_back_304_and_keeps_the_snapshot(harness):
     config = {"page_size": 20}
-    assert harness.run([tripletex_extract], config=config).success
+    assert harness.run(("tripletex",), config=config).success
     snapshot = harness.table("staging.tripletex_customers")
 
-    second = harness.run([tripletex_extract], config=config)
+    second = harness.run(("tripletex",), config=config)
     assert second.success
     for entity, m in ((k, v) for k, v in harness.metadata(second).items() if k.startswith("raw")):
         assert m["mode"] == "incremental" and m["pages_fetched"] == 0, entity
@@ -412,7 +418,7 @@ def test_unchanged_tripletex_listing_comes_back_304_and_keeps_the_snapshot(harne
     )
     tx.delete(f"/customer/{deletable}")
     tx.close()
-    third = harness.run([tripletex_extract], config=config)
+    third = harness.run(("tripletex",), config=config)
     assert third.success
     meta = harness.metadata(third)
     assert meta["raw/tripletex_customers"]["pages_fetched"] >= 1
@@ -422,7 +428,7 @@ def test_unchanged_tripletex_listing_comes_back_304_and_keeps_the_snapshot(harne
     assert rows[renamed["id"]]["name"] == "Nytt Navn AS" and deletable not in rows
     assert set(rows) == set(api_state(harness)["tripletex_customers"])
 
-    forced = harness.run([tripletex_extract], config=config, full=True)
+    forced = harness.run(("tripletex",), config=config, full=True)
     assert forced.success
     assert {m["mode"] for m in harness.metadata(forced).values()} == {"full"}
     assert set(staging_rows(harness, "tripletex_customers")) == set(rows)
@@ -430,7 +436,7 @@ def test_unchanged_tripletex_listing_comes_back_304_and_keeps_the_snapshot(harne
 
 def test_one_entity_can_be_extracted_alone(harness):
     key = dg.AssetKey(["staging", "tripletex_projects"])
-    result = harness.run([tripletex_extract], selection=[key])
+    result = harness.run(("tripletex",), selection=[key])
     assert result.success
     assert [e.asset_key for e in result.get_asset_materialization_events()] == [key]
     assert harness.rows("SELECT DISTINCT entity FROM sync.extracts") == [("project",)]
@@ -449,7 +455,8 @@ def test_an_unknown_tenant_fails_with_the_tenants_file_message(tmp_path):
     with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("tenants", [TENANT])
         result = dg.materialize(
-            [svenn_extract],
+            [extract],
+            selection=[raw_key("svenn", e) for e in ENTITIES],
             partition_key=TENANT,
             instance=instance,
             resources={
@@ -469,7 +476,7 @@ def test_P10_the_integration_user_is_landed_once_and_refreshed_by_full_extracts(
     employees = [dg.AssetKey(["staging", "tripletex_employees"])]
 
     def extract(full: bool = False) -> None:
-        assert harness.run([tripletex_extract], selection=employees, full=full).success
+        assert harness.run(("tripletex",), selection=employees, full=full).success
 
     context = "SELECT tripletex_employee_id, fetched_at FROM sync.tenant_context"
     extract()
@@ -493,7 +500,7 @@ def test_P10_the_integration_user_is_landed_once_and_refreshed_by_full_extracts(
 
 def test_requests_metadata_counts_every_tripletex_request_of_the_extract(harness):
     """The figures operators and the benchmark read: session, pages and the P10 ``>whoAmI``."""
-    result = harness.run([tripletex_extract], config={"page_size": 20}, full=True)
+    result = harness.run(("tripletex",), config={"page_size": 20}, full=True)
     assert result.success
     meta = harness.metadata(result)
     reported = sum(m["requests"] for key, m in meta.items() if key.startswith("raw/"))

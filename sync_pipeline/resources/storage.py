@@ -13,8 +13,9 @@ opened, and are idempotent (``sync.schema_migrations``).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import duckdb
@@ -525,12 +526,28 @@ class SyncDuckDB(DuckDBResource):
             return
         if self.database != ":memory:":
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with super().get_connection() as conn:
+        with ExitStack() as stack:
+            # Threads of one step (both systems' listings, the lease's renewal) share the
+            # process's database instance; DuckDB's instance cache is not safe against a
+            # connect racing another thread's connect or last close ("Unique file handle
+            # conflict"), so both happen one at a time in this process.
+            with _OPEN_CLOSE:
+                conn = stack.enter_context(super().get_connection())
+            stack.callback(_close, conn)
             try:
                 migrate(conn)  # two cheap queries when nothing is pending
                 yield conn
             except BaseException:
                 # dagster-duckdb closes only on success; an exception (e.g. the G13 refusal)
                 # must not leave the file open in this process, held by the traceback.
-                conn.close()
+                _close(conn)
                 raise
+
+
+#: Serialises opening and closing DuckDB connections within this process.
+_OPEN_CLOSE = threading.Lock()
+
+
+def _close(conn: duckdb.DuckDBPyConnection) -> None:
+    with _OPEN_CLOSE:
+        conn.close()

@@ -206,7 +206,7 @@ def test_G7_a_svenn_page_without_next_cursor_or_a_record_without_id_makes_the_ex
 ):
     tenant = _world(tripletex_sandbox, svenn_sandbox, tmp_path)
     customer_s, customer_t = _linked(tenant, "customer")
-    small_pages = {"ops": {"svenn_extract": {"config": {"page_size": 40}}}}
+    small_pages = {"ops": {"extract": {"config": {"svenn": {"page_size": 40}}}}}
     links_before = tenant.query(
         "SELECT entity, svenn_id, tripletex_id, state FROM sync.links ORDER BY ALL"
     )

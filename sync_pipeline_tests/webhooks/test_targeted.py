@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.integration]
 SEED = 47
 #: Small pages, so listing the projects takes several requests and a read by id one.
 PAGE_SIZE = 2
-RUN_CONFIG = {"ops": {"tripletex_extract": {"config": {"page_size": PAGE_SIZE}}}}
+RUN_CONFIG = {"ops": {"extract": {"config": {"tripletex": {"page_size": PAGE_SIZE}}}}}
 
 
 def _world(tripletex_sandbox, svenn_sandbox, tmp_path) -> WorldTenant:

@@ -2,8 +2,11 @@
 
 Rows run in dependency order (the plan's entity order: employees, customers,
 projects, then participants), and within an entity: key matches (``link``) first,
-then Tripletex number assignments, creates and updates (``tripletex_writes``), then Svenn
-writes in bulk (``svenn_writes``), then detaches. Every write goes through the write-ahead
+then, at the same time (a thread each), Tripletex number assignments, creates and updates
+(``tripletex_writes``) and Svenn writes in bulk (``svenn_writes``), then detaches. The two
+systems' writes of one entity do not depend on each other: a body's ``$ref`` names a record
+of the system it is sent to, created in an earlier phase or earlier in that system's own
+order; so neither system waits for the other's rate limit. Every write goes through the write-ahead
 log (``wal``); the link change an outcome implies is committed in the same transaction as
 that outcome (``outcomes``). An API that stays unavailable is no longer called for the rest
 of the run (``breaker``).
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sync_pipeline.assets.apply.breaker import Breaker
@@ -126,12 +131,20 @@ class PlanExecutor:
         def pick(target: str, *ops: str) -> list[PlanRow]:
             return [r for r in rows if r.target == target and r.operation in ops]
 
+        def tripletex() -> None:
+            self.tripletex_writes.write(entity, pick("tripletex", "set_number"), "update")
+            self.tripletex_writes.write(entity, pick("tripletex", "create"), "create")
+            self.tripletex_writes.write(entity, pick("tripletex", "update"), "update")
+
+        def svenn() -> None:
+            self.svenn_writes.write(pick("svenn", "create", "update", "complete", "delete"))
+
         self._links(pick("state", "link"))
         self._settle_bases(pick("state", "update"))
-        self.tripletex_writes.write(entity, pick("tripletex", "set_number"), "update")
-        self.tripletex_writes.write(entity, pick("tripletex", "create"), "create")
-        self.tripletex_writes.write(entity, pick("tripletex", "update"), "update")
-        self.svenn_writes.write(pick("svenn", "create", "update", "complete", "delete"))
+        both_systems(
+            tripletex if pick("tripletex", *OPERATIONS["tripletex"]) else None,
+            svenn if pick("svenn", *OPERATIONS["svenn"]) else None,
+        )
         self._detaches(pick("state", "detach"))
         self._finalize_bases()
 
@@ -225,3 +238,20 @@ class PlanExecutor:
         self.outcomes.failed_numbers.clear()
         if writes:
             self.outcomes.write_links(writes)
+
+
+def both_systems(*writes: Callable[[], None] | None) -> None:
+    """Run each system's writes in a thread of its own and wait for all of them.
+
+    A writer that fails (an unsafe write, a crash of the client) does not cut the other
+    short: its writes are logged and settled as they land. The first failure is raised
+    once both have stopped."""
+    todo = [w for w in writes if w is not None]
+    if len(todo) <= 1:
+        for write in todo:
+            write()
+        return
+    with ThreadPoolExecutor(len(todo), thread_name_prefix="apply") as pool:
+        futures = [pool.submit(write) for write in todo]
+    for future in futures:
+        future.result()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -180,7 +181,13 @@ def parallel(items: list[Any], call: Callable[[Any], Result], workers: int) -> l
 class Outcomes:
     """The run's book of outcomes: settles results with their link changes and findings,
     keeps the in-memory link index and the versions writes returned, and builds the results
-    every writer shares."""
+    every writer shares.
+
+    Both systems' writers use it from a thread each (the executor overlaps them): the
+    write-ahead log and every settlement go through one lock, so they commit one at a time
+    (no two transactions of this run race on the same link) and the index and the report
+    change with them. The API calls themselves happen outside it.
+    """
 
     def __init__(self, *, tenant: str, run_id: str, connect: Connect) -> None:
         self.tenant = tenant
@@ -194,18 +201,23 @@ class Outcomes:
         self.svenn_versions: dict[tuple[str, int], int] = {}
         #: P5/E2 number assignments that did not reach Tripletex (see ``finalize_bases``).
         self.failed_numbers: list[PlanRow] = []
+        self._lock = threading.RLock()
 
     # -- the write-ahead log ------------------------------------------------------------
     def intents(self, items: list[tuple[PlanRow, Any, str | None]]) -> None:
         """Log the intents of writes about to be sent (one transaction)."""
         intents = [_intent(row, payload, key) for row, payload, key in items]
-        with self.connect() as conn:
+        with self._lock, self.connect() as conn:
             wal.record_intents(conn, self.tenant, self.run_id, intents)
 
     def settle(self, results: list[Result], *, with_intent: bool = False) -> None:
         """Commit outcomes, their link changes and findings in one transaction."""
         if not results:
             return
+        with self._lock:
+            self._settle(results, with_intent)
+
+    def _settle(self, results: list[Result], with_intent: bool) -> None:
         link_writes = [w for r in results if r.state == "done" for w in r.links]
         findings = [r.finding for r in results if r.finding is not None]
         with self.connect() as conn, transaction(conn):
@@ -233,7 +245,7 @@ class Outcomes:
 
     def write_links(self, writes: list[LinkWrite]) -> None:
         """Link changes no outcome carries (one transaction)."""
-        with self.connect() as conn, transaction(conn):
+        with self._lock, self.connect() as conn, transaction(conn):
             write_links(conn, self.tenant, writes)
 
     def _refuse_links(self, results: list[Result], refused: list[LinkWrite]) -> list[Finding]:

@@ -1,14 +1,20 @@
-"""What the extract assets look like in Dagster: their specs, run config and metadata.
+"""What the extract step looks like in Dagster: its specs, run config and metadata.
 
-Each system has one multi-asset with a raw and a staging asset per entity (one listing
-pass and one client session for the whole system), subsettable per entity.
+One multi-asset (``extract``, in ``assets.py``) holds a raw and a staging asset per system
+and entity, subsettable per entity. Each system is listed with one client session in a
+thread of its own, so the two systems' listings overlap in one step (a run executes its
+steps in process, one after the other: a process per step cost more CPU than the sync
+work itself).
 """
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import dagster as dg
@@ -17,7 +23,7 @@ from pydantic import Field
 
 from sync_pipeline.assets.extract.binding import BINDING_KEY
 from sync_pipeline.assets.extract.snapshot import ExtractRecord, record_failed_extract
-from sync_pipeline.assets.lease import LEASE_KEY, holding
+from sync_pipeline.assets.lease import LEASE_KEY, Holding, holding
 from sync_pipeline.model import ENTITIES, PLURAL, Entity, Side, raw_table, staging_table
 from sync_pipeline.partitions import FULL_EXTRACT_TAG
 from sync_pipeline.resources.http import ApiError
@@ -33,8 +39,8 @@ PREVIEW_WIDTH = 40
 _SYSTEM_NAME = {"svenn": "Svenn", "tripletex": "Tripletex"}
 
 
-class ExtractConfig(dg.Config):
-    """Client tuning for one run; the defaults suit production."""
+class ClientTuning(dg.Config):
+    """Client tuning of one system for one run; the defaults suit production."""
 
     page_size: int | None = Field(
         default=None,
@@ -54,6 +60,13 @@ class ExtractConfig(dg.Config):
             "backoff_factor": self.backoff_seconds,
         }
         return {k: v for k, v in overrides.items() if v is not None}
+
+
+class ExtractConfig(dg.Config):
+    """Run config of the ``extract`` step: the clients' tuning, per system."""
+
+    tripletex: ClientTuning = Field(default_factory=ClientTuning)
+    svenn: ClientTuning = Field(default_factory=ClientTuning)
 
 
 def raw_key(side: Side, entity: Entity) -> dg.AssetKey:
@@ -200,25 +213,69 @@ def fail_incomplete(duckdb: Any, rec: ExtractRecord, requests: int, err: ApiErro
     )
 
 
+@dataclass(frozen=True)
+class SideExtract:
+    """How one system is extracted: its per-entity function and a client factory."""
+
+    side: Side
+    extract_entity: Callable[..., dict[str, Any]]
+    make_client: Callable[[], Any]
+
+
 def extract_side(
-    context: dg.AssetExecutionContext,
-    duckdb: Any,
-    side: Side,
-    extract_entity: Callable[..., dict[str, Any]],
-    make_client: Callable[[], Any],
+    context: dg.AssetExecutionContext, duckdb: Any, held: Holding, extract: SideExtract
 ) -> Iterator[dg.MaterializeResult]:
     """Extract the selected entities in dependency order with one client (one session)."""
     try:
-        client = make_client()
+        client = extract.make_client()
     except TenantConfigError as err:
         raise dg.Failure(description=str(err)) from None
     try:
-        with holding(context, duckdb) as held:  # G13: renewed while the listing runs
-            for entity in selected_entities(context, side):
-                held.check()
-                common = extract_entity(context, duckdb, client, entity)
-                with duckdb.get_connection() as conn:
-                    done = list(results(context, conn, side, entity, common))
-                yield from done
+        for entity in selected_entities(context, extract.side):
+            held.check()
+            common = extract.extract_entity(context, duckdb, client, entity)
+            with duckdb.get_connection() as conn:
+                done = list(results(context, conn, extract.side, entity, common))
+            yield from done
     finally:
         client.close()
+
+
+def extract_sides(
+    context: dg.AssetExecutionContext, duckdb: Any, sides: list[SideExtract]
+) -> Iterator[dg.MaterializeResult]:
+    """Both systems at once, a thread each; results are yielded as each entity lands.
+
+    A system that fails does not stop the other: its snapshot lands (as with separate
+    steps), and then the step fails with every system's failure.
+    """
+    sides = [s for s in sides if selected_entities(context, s.side)]
+    with holding(context, duckdb) as held:  # G13: renewed while the listings run
+        if len(sides) == 1:
+            yield from extract_side(context, duckdb, held, sides[0])
+            return
+        landed: queue.Queue[dg.MaterializeResult | None] = queue.Queue()
+
+        def work(side: SideExtract) -> None:
+            try:
+                for result in extract_side(context, duckdb, held, side):
+                    landed.put(result)
+            finally:
+                landed.put(None)  # this side is done, whichever way
+
+        with ThreadPoolExecutor(len(sides), thread_name_prefix="extract") as pool:
+            futures = [pool.submit(work, side) for side in sides]
+            running = len(sides)
+            while running:
+                result = landed.get()
+                if result is None:
+                    running -= 1
+                else:
+                    yield result
+        failures = [f.exception() for f in futures if f.exception() is not None]
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise dg.Failure(
+            description=" | ".join(getattr(f, "description", None) or str(f) for f in failures)
+        )

@@ -16,10 +16,9 @@ import dagster as dg
 import pyarrow as pa
 
 from sync_pipeline.assets.extract.outputs import (
-    ExtractConfig,
-    extract_side,
+    ClientTuning,
+    SideExtract,
     fail_incomplete,
-    specs,
     timed,
     wants_full_extract,
 )
@@ -31,7 +30,6 @@ from sync_pipeline.assets.extract.snapshot import (
     write_snapshot,
 )
 from sync_pipeline.model import PLURAL, Entity
-from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.resources.http import ApiError
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline.resources.svenn import SvennClient, format_timestamp
@@ -123,30 +121,22 @@ def extract_entity(
     }
 
 
-_NOTES: dict[Entity, str] = {
+NOTES: dict[Entity, str] = {
     "project": "Tombstones included (deleted_at set).",
     "customer": "Tombstones and inactive customers included.",
     "employee": "Tombstones and inactive employees included.",
 }
 
 
-@dg.multi_asset(
-    name="svenn_extract",
-    specs=specs("svenn", _NOTES),
-    partitions_def=tenant_partitions,
-    can_subset=True,
-    description=__doc__,
-)
-def svenn_extract(
+def svenn_side(
     context: dg.AssetExecutionContext,
-    config: ExtractConfig,
     duckdb: SyncDuckDB,
     tenants: TenantsResource,
-):
-    yield from extract_side(
-        context,
-        duckdb,
+    tuning: ClientTuning,
+) -> SideExtract:
+    """Svenn for the ``extract`` step."""
+    return SideExtract(
         "svenn",
         extract_entity,
-        lambda: tenants.svenn_client(context.partition_key, **config.client_overrides()),
+        lambda: tenants.svenn_client(context.partition_key, **tuning.client_overrides()),
     )

@@ -43,10 +43,9 @@ from duckdb import DuckDBPyConnection
 
 from sync_pipeline.assets.apply.error_log import Finding, insert_findings
 from sync_pipeline.assets.extract.outputs import (
-    ExtractConfig,
-    extract_side,
+    ClientTuning,
+    SideExtract,
     fail_incomplete,
-    specs,
     timed,
     wants_full_extract,
 )
@@ -60,7 +59,6 @@ from sync_pipeline.assets.extract.snapshot import (
     write_snapshot,
 )
 from sync_pipeline.model import CODES, PLURAL, Entity
-from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.resources.backends import replace_tenant_context
 from sync_pipeline.resources.http import ApiError
 from sync_pipeline.resources.state import transaction
@@ -344,35 +342,27 @@ def extract_entity(
     }
 
 
-_NOTES: dict[Entity, str] = {
+NOTES: dict[Entity, str] = {
     "project": "With participants' employee ids, isInternal and mainProject.",
     "customer": "Active and inactive customers (two listings).",
     "employee": "Tripletex has no inactive employees.",
 }
 
 
-@dg.multi_asset(
-    name="tripletex_extract",
-    specs=specs("tripletex", _NOTES),
-    partitions_def=tenant_partitions,
-    can_subset=True,
-    description=__doc__,
-)
-def tripletex_extract(
+def tripletex_side(
     context: dg.AssetExecutionContext,
-    config: ExtractConfig,
     duckdb: SyncDuckDB,
     tenants: TenantsResource,
-):
+    tuning: ClientTuning,
+) -> SideExtract:
+    """Tripletex for the ``extract`` step; a webhook-started run reads its events' ids."""
     changes = None
     batch = context.run.tags.get(WEBHOOK_BATCH_TAG)
     if batch:
         with duckdb.get_connection() as conn:
             changes = targeted.changes_of_batch(conn, context.partition_key, batch)
-    yield from extract_side(
-        context,
-        duckdb,
+    return SideExtract(
         "tripletex",
         partial(extract_entity, changes=changes),
-        lambda: tenants.tripletex_client(context.partition_key, **config.client_overrides()),
+        lambda: tenants.tripletex_client(context.partition_key, **tuning.client_overrides()),
     )
