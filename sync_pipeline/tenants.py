@@ -6,12 +6,17 @@ tenant's API addresses and credentials; credentials are normally ``${VAR}``
 references so the file itself can be committed without secrets. Any problem
 with the file is reported as one ``TenantConfigError`` line naming the tenant
 and field, never the secret value.
+
+A run validates only its own tenant (``load_tenant``), so one tenant's broken entry does not
+stop the others' runs; listings (``load_tenants``: CLI, schedules, sensors) validate all of
+them and report it. The parsed file is kept per process until the file changes.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
@@ -260,15 +265,14 @@ def _describe(error: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
-def load_tenants(path: str | Path | None = None) -> dict[str, TenantConfig]:
-    """Read and validate the tenants file; raise ``TenantConfigError`` with one clear line."""
-    path = Path(path) if path is not None else tenants_file_path()
+def _fail(label: str, where: str, problem: str, tenant: str | None = None) -> NoReturn:
+    prefix = f"{label}: " + (f"tenant '{tenant}': " if tenant else "")
+    raise TenantConfigError(f"{prefix}{where + ': ' if where else ''}{problem}")
+
+
+def _read_tenants(path: Path) -> dict[Any, Any]:
+    """Parse the file and check its top level; return the ``tenants`` mapping, unvalidated."""
     label = path.name
-
-    def fail(where: str, problem: str, tenant: str | None = None) -> NoReturn:
-        prefix = f"{label}: " + (f"tenant '{tenant}': " if tenant else "")
-        raise TenantConfigError(f"{prefix}{where + ': ' if where else ''}{problem}")
-
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -291,37 +295,113 @@ def load_tenants(path: str | Path | None = None) -> dict[str, TenantConfig]:
         raise TenantConfigError(f"{label}: {where}: invalid YAML ({problem})") from None
 
     if not isinstance(raw, dict):
-        fail("", "must be a mapping with a 'tenants' key")
+        _fail(label, "", "must be a mapping with a 'tenants' key")
     unknown = sorted(str(k) for k in raw if k != "tenants")
     if unknown:
-        fail(unknown[0], "unknown key")
+        _fail(label, unknown[0], "unknown key")
     tenants_raw = raw.get("tenants")
     if not isinstance(tenants_raw, dict) or not tenants_raw:
-        fail("tenants", "must be a mapping of tenant key to settings, with at least one tenant")
-
-    tenants: dict[str, TenantConfig] = {}
-    for key, body in tenants_raw.items():
-        key_text = _printable(key)
-        if not isinstance(key, str) or not _TENANT_KEY_RE.fullmatch(key):
-            fail("", "tenant key must match [a-z0-9_-]+", tenant=key_text)
-        if not isinstance(body, dict):
-            fail("", "must be a mapping of settings", tenant=key_text)
-        if "key" in body:
-            fail("key", "unknown key (the tenant key is the mapping key)", tenant=key_text)
-        resolved = _substitute(
-            body, "", lambda where, problem, t=key_text: fail(where, problem, tenant=t)
+        _fail(
+            label,
+            "tenants",
+            "must be a mapping of tenant key to settings, with at least one tenant",
         )
-        try:
-            tenants[key] = TenantConfig.model_validate({**resolved, "key": key})
-        except ValidationError as exc:
-            first = exc.errors(include_input=False)[0]
-            where = ".".join(str(part) for part in first["loc"])
-            fail(where, _describe(first), tenant=key_text)
-    return tenants
+    return tenants_raw
+
+
+#: Resolved path -> (stat stamp, parsed ``tenants`` mapping): the latest version of each file.
+_parsed: dict[Path, tuple[tuple[int, int, int], dict[Any, Any]]] = {}
+_parsed_lock = threading.Lock()
+
+
+def _tenant_bodies(path: Path) -> dict[Any, Any]:
+    """The file's ``tenants`` mapping, parsed once per version of the file in this process.
+
+    A run asks for its tenant about nine times; parsing 2,000 tenants each time cost seconds.
+    The stamp (mtime in ns, size, inode) changes with every edit or replacement, so an edit
+    applies to the next use. The result is shared: read it, never change it (``_substitute``
+    builds new containers). A file that fails to parse is not cached.
+    """
+    try:
+        stat = path.stat()
+    except OSError:
+        return _read_tenants(path)  # reports the missing or unreadable file
+    stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    key = path.resolve()
+    with _parsed_lock:
+        cached = _parsed.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        bodies = _read_tenants(path)
+        _parsed[key] = (stamp, bodies)
+        return bodies
+
+
+def _validate_tenant(label: str, key: Any, body: Any) -> TenantConfig:
+    """One tenant's entry: key, ``${VAR}`` substitution from the environment, settings."""
+    key_text = _printable(key)
+
+    def fail(where: str, problem: str) -> NoReturn:
+        _fail(label, where, problem, tenant=key_text)
+
+    if not isinstance(key, str) or not _TENANT_KEY_RE.fullmatch(key):
+        fail("", "tenant key must match [a-z0-9_-]+")
+    if not isinstance(body, dict):
+        fail("", "must be a mapping of settings")
+    if "key" in body:
+        fail("key", "unknown key (the tenant key is the mapping key)")
+    resolved = _substitute(body, "", fail)
+    try:
+        return TenantConfig.model_validate({**resolved, "key": key})
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        fail(".".join(str(part) for part in first["loc"]), _describe(first))
+
+
+def _path(path: str | Path | None) -> Path:
+    return Path(path) if path is not None else tenants_file_path()
+
+
+def load_tenants(path: str | Path | None = None) -> dict[str, TenantConfig]:
+    """Read and validate every tenant; raise ``TenantConfigError`` with one clear line.
+
+    For listing all tenants (CLI, schedules, sensors): one broken tenant fails the whole
+    call, so it is reported. A run needs only its own tenant: ``load_tenant``.
+    """
+    path = _path(path)
+    return {
+        key: _validate_tenant(path.name, key, body) for key, body in _tenant_bodies(path).items()
+    }
+
+
+#: An unknown-tenant message lists at most this many known keys.
+_KNOWN_SHOWN = 20
+
+
+def load_tenant(key: str, path: str | Path | None = None) -> TenantConfig:
+    """Validate only tenant ``key`` (the environment is read now, so a changed secret applies).
+
+    Other tenants' entries are not validated: a mistake in tenant B does not stop a run of
+    tenant A (``load_tenants`` still reports it). The file's top level must be valid.
+    """
+    path = _path(path)
+    bodies = _tenant_bodies(path)
+    if key not in bodies:
+        known = sorted(_printable(k) for k in bodies)
+        shown = ", ".join(known[:_KNOWN_SHOWN])
+        if len(known) > _KNOWN_SHOWN:
+            shown += f" … and {len(known) - _KNOWN_SHOWN} more"
+        raise TenantConfigError(f"{path.name}: unknown tenant '{key}' (known: {shown})")
+    return _validate_tenant(path.name, key, bodies[key])
 
 
 class TenantsResource(dg.ConfigurableResource):
-    """The tenants file as a Dagster resource: read on use, so edits apply to the next run."""
+    """The tenants file as a Dagster resource: read on use, so edits apply to the next run.
+
+    ``get`` validates only the requested tenant (a run of tenant A does not fail because
+    tenant B's entry is invalid); ``load`` validates all of them. The parsed file is kept
+    per process until the file changes.
+    """
 
     tenants_file: str = Field(
         default=DEFAULT_TENANTS_FILE, description="Path of the tenants YAML file."
@@ -331,13 +411,7 @@ class TenantsResource(dg.ConfigurableResource):
         return load_tenants(self.tenants_file)
 
     def get(self, key: str) -> TenantConfig:
-        tenants = self.load()
-        if key not in tenants:
-            known = ", ".join(sorted(tenants)) or "none"
-            raise TenantConfigError(
-                f"{Path(self.tenants_file).name}: unknown tenant '{key}' (known: {known})"
-            )
-        return tenants[key]
+        return load_tenant(key, self.tenants_file)
 
     def tripletex_client(self, key: str, **overrides: Any) -> TripletexClient:
         return self.get(key).tripletex_client(**overrides)

@@ -5,6 +5,7 @@ No message may contain a secret value (literal or from the environment).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -366,6 +367,116 @@ def test_resource_rereads_the_file_and_works_inside_a_dagster_run(tmp_path):
 
     assert first.output_for_node("tenant_modes") == {"demo": "active"}
     assert second.output_for_node("tenant_modes") == {"demo": "review"}
+
+
+# -- one run reads the file once and validates only its own tenant (issue 13) ---------------
+
+
+@pytest.fixture
+def yaml_parses(monkeypatch):
+    """How many times a YAML document was parsed."""
+    calls = []
+    real = yaml.load
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(yaml, "load", counting)
+    return calls
+
+
+def test_repeated_gets_of_different_tenants_parse_the_file_once(tmp_path, yaml_parses):
+    path = write(tmp_path, {"tenants": {"a": tenant(), "b": tenant(mode="review")}})
+    resource = TenantsResource(tenants_file=str(path))
+
+    modes = [resource.get(key).mode for key in ["a", "b", "a", "b"]]
+    resource.tripletex_client("a")
+    resource.svenn_client("b")
+    listed = load_tenants(path)
+
+    assert modes == ["active", "review", "active", "review"]
+    assert sorted(listed) == ["a", "b"]
+    assert len(yaml_parses) == 1
+
+
+def test_an_edit_of_the_same_size_is_seen_by_the_next_get(tmp_path, yaml_parses):
+    path = write(tmp_path, {"tenants": {"a": tenant()}})
+    resource = TenantsResource(tenants_file=str(path))
+    before = resource.get("a")
+    stat = path.stat()
+
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("mode: active", "mode: review"), encoding="utf-8")
+    later = stat.st_mtime_ns + 1_000_000
+    os.utime(path, ns=(later, later))  # an edit within the same clock tick
+    assert path.stat().st_size == stat.st_size
+
+    assert (before.mode, resource.get("a").mode) == ("active", "review")
+    assert len(yaml_parses) == 2
+
+
+def test_a_broken_file_is_reported_until_it_is_fixed(tmp_path):
+    path = write(tmp_path, "tenants:\n  a: [unclosed\n")
+    resource = TenantsResource(tenants_file=str(path))
+    for _ in range(2):
+        with pytest.raises(TenantConfigError, match="invalid YAML"):
+            resource.get("a")
+
+    write(tmp_path, {"tenants": {"a": tenant()}})
+
+    assert resource.get("a").mode == "active"
+
+
+def test_an_invalid_tenant_does_not_stop_another_tenants_run(tmp_path):
+    path = write(tmp_path, {"tenants": {"a": tenant(), "b": tenant(mode="paused")}})
+    resource = TenantsResource(tenants_file=str(path))
+
+    assert resource.get("a").mode == "active"
+    assert resource.tripletex_client("a").base_url == "http://127.0.0.1:8801/v2"
+    with pytest.raises(TenantConfigError) as info:
+        resource.get("b")
+    assert str(info.value).startswith("tenants.yaml: tenant 'b': mode: Input should be")
+    assert load_error(path).startswith("tenants.yaml: tenant 'b': mode:")
+    with pytest.raises(TenantConfigError, match="tenant 'b'"):
+        resource.load()
+
+
+def test_a_changed_secret_in_the_environment_is_used_by_the_next_get(tmp_path, monkeypatch):
+    resource = TenantsResource(tenants_file=str(write(tmp_path, {"tenants": {"a": tenant()}})))
+    assert resource.svenn_client("a").api_key == SECRETS["SVENN_API_KEY"]
+
+    monkeypatch.setenv("SVENN_API_KEY", "svenn-SECRET-rotated")
+    assert resource.svenn_client("a").api_key == "svenn-SECRET-rotated"
+
+    monkeypatch.delenv("SVENN_API_KEY")
+    with pytest.raises(TenantConfigError) as info:
+        resource.get("a")
+    assert str(info.value) == (
+        "tenants.yaml: tenant 'a': svenn.api_key: environment variable SVENN_API_KEY is not set"
+    )
+
+
+def test_changing_a_listing_does_not_change_the_file_seen_later(tmp_path):
+    path = write(tmp_path, {"tenants": {"a": tenant(), "b": tenant()}})
+
+    load_tenants(path).clear()
+
+    assert sorted(load_tenants(path)) == ["a", "b"]
+    assert TenantsResource(tenants_file=str(path)).get("b").key == "b"
+
+
+def test_unknown_tenant_among_many_lists_the_first_twenty(tmp_path):
+    keys = [f"t{i:02d}" for i in range(25)]
+    path = write(tmp_path, {"tenants": {key: tenant() for key in reversed(keys)}})
+
+    with pytest.raises(TenantConfigError) as info:
+        TenantsResource(tenants_file=str(path)).get("missing")
+
+    known = ", ".join(keys[:20])
+    assert str(info.value) == (
+        f"tenants.yaml: unknown tenant 'missing' (known: {known} … and 5 more)"
+    )
 
 
 # -- hostile or careless input: refused before it costs anything -----------------------------
