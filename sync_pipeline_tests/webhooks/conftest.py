@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -138,13 +139,18 @@ class ReceiverServer:
         self.thread.join(timeout=10)
         self.socket.close()
 
-    def wait_for(self, count: int, timeout: float = 30.0) -> list[tuple]:
-        """The spooled deliveries once there are ``count`` (polls the spool, bounded)."""
+    def wait_for(
+        self, count: int, timeout: float = 30.0, where: Callable[[tuple], bool] | None = None
+    ) -> list[tuple]:
+        """The spooled deliveries once there are ``count`` (of those ``where`` accepts:
+        the sync's own writes are delivered too, in any order), polling the spool, bounded."""
         import time
 
         deadline = time.monotonic() + timeout
         while True:
             rows = spooled(self.spool_file)
-            if len(rows) >= count or time.monotonic() > deadline:
+            if len([r for r in rows if where is None or where(r)]) >= count:
                 return rows
+            if time.monotonic() > deadline:
+                return []
             time.sleep(0.05)
