@@ -8,7 +8,7 @@ incrementally once (in process, through the CLI) so the next run has nothing to 
 measures no-op incremental runs on the path a scheduled run takes after the run queue:
 the instance's ``DefaultRunLauncher`` asks the code server (``dagster api grpc``, as the
 daemon and ``dg dev`` start it) to start the run, the code server spawns the run worker,
-and the job's default executor (multiprocess) spawns one process per step.
+and the run worker executes every step in its own process (the jobs' in-process executor).
 
 The code server is this script's child and is stopped after each measured run, so
 ``getrusage(RUSAGE_CHILDREN)`` counts everything the run made: the code server, the run
@@ -19,10 +19,9 @@ stopped without a run, for as long as a run takes, is measured the same way and 
 The run is submitted with ``dagster job launch`` against the same code server; that CLI
 process (which the daemon replaces in production) is measured on its own and not counted.
 
-Each run is measured with the job's default executor, with the same executor forking its
-step processes from a forkserver that imported the code location once, and with the
-in-process executor (run config only, the same job otherwise), so the cost of a fresh
-process per step shows. ``--profile`` adds: the CPU of importing the code
+Until issue 13 the jobs ran the multiprocess executor (a fresh process per step): 75–79
+CPU-s per no-op run, measured by this script then (``docs/noop-run-cost.md``).
+``--profile`` adds: the CPU of importing the code
 location in a fresh interpreter (what every process pays), and a cProfile of a no-op run in
 this process (``execute_in_process``, as the CLI runs it), printed by cumulative time, with
 the number of tenants-file reads.
@@ -54,22 +53,8 @@ TENANT = "bench"
 BIN = Path(sys.executable).parent
 #: Children that outlive the measurements (the sandboxes), never reaped by ``_reap_orphans``.
 KEEP: set[int] = set()
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
-#: Still a process per step, forked from one that imported the code location once.
-FORKSERVER = {
-    "execution": {
-        "config": {
-            "multiprocess": {
-                "start_method": {"forkserver": {"preload_modules": ["sync_pipeline.definitions"]}}
-            }
-        }
-    }
-}
-VARIANTS = {
-    "multiprocess (default)": None,
-    "multiprocess, forkserver": FORKSERVER,
-    "in_process": IN_PROCESS,
-}
+#: Executors to compare, by run config (None: the job's own, in process).
+VARIANTS = {"in process (the jobs' executor)": None}
 
 
 def _become_subreaper() -> None:
@@ -312,13 +297,13 @@ def tenants_file_cost(folder: Path) -> None:
 
 def profile_in_process(top: int) -> None:
     """cProfile of a no-op run in this process (the CLI's path), tenants-file reads counted."""
-    from sync_pipeline import cli
+    from sync_pipeline.ops import runs
 
     profiler = cProfile.Profile()
     cpu = time.process_time()
     wall = time.perf_counter()
     profiler.enable()
-    result = cli.execute("sync_job", TENANT, full=False, origin="bench")
+    result = runs.execute("sync_job", TENANT, full=False, origin="bench")
     profiler.disable()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     print(f"\nin-process no-op run: success={result.success}, {cpu:.2f} CPU-s, {wall:.2f} s wall")
@@ -355,7 +340,8 @@ def main() -> int:
     variants = {k: v for k, v in VARIANTS.items() if not args.variant or k in args.variant}
     _become_subreaper()
 
-    from sync_pipeline import cli
+    from sync_pipeline import cli, ops
+    from sync_pipeline.ops import instance
     from sync_pipeline.sandbox.process import SandboxProcess
 
     folder = Path(tempfile.mkdtemp(prefix="bench_noop_"))
@@ -367,11 +353,11 @@ def main() -> int:
             "DAGSTER_HOME": str(folder / "dagster_home"),
         }
     )
-    home = cli.dagster_home()  # the instance file the CLI writes, with one change:
+    home = instance.dagster_home()  # the instance file the CLI writes, with one change:
     # the run coordinator launches at once (the queue only decides *when*; its daemon's
     # polling is per instance, not per run)
     (home / "dagster.yaml").write_text(
-        cli.DAGSTER_YAML
+        instance.DAGSTER_YAML
         + "run_coordinator:\n  module: dagster._core.run_coordinator\n"
         + "  class: DefaultRunCoordinator\n",
         encoding="utf-8",
@@ -388,7 +374,7 @@ def main() -> int:
         with contextlib.redirect_stdout(io.StringIO()):
             for argv in (["run", "--tenant", TENANT, "--full"], ["run", "--tenant", TENANT]):
                 code = cli.main(argv)
-                if code != cli.EXIT_OK:
+                if code != ops.EXIT_OK:
                     raise SystemExit(f"setup run {argv} exited with {code}")
         if args.other_tenants:  # after the set-up runs: only the measured runs read them
             _tenants_file(folder / "tenants.yaml", tripletex, svenn, args.other_tenants)
