@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 
 from sync_pipeline.markdown_text import md_table
@@ -33,12 +32,16 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
     conn.execute("COMMIT")
 
 
-def _column(values: Sequence[Any]) -> Any:
-    """Nullable integers stay integers (pandas would make them floats, DuckDB then DOUBLE)."""
-    present = [v for v in values if v is not None]
-    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        return pd.array(list(values), dtype="Int64")
-    return list(values)
+def _column(values: Sequence[Any]) -> pa.Array:
+    """A column as Arrow infers it (nullable integers stay integers); a column Arrow cannot
+    type as one (mixed kinds of values) is sent as text rather than refused.
+
+    Arrow rather than pandas: the state store needs no DataFrame, and importing pandas cost
+    every run's process a third of a second (issue 13)."""
+    try:
+        return pa.array(list(values))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
 def columns(
@@ -68,7 +71,7 @@ def staged_rows(
     if isinstance(columns, pa.Table):
         conn.register(name, columns)
     else:
-        conn.register(name, pd.DataFrame({k: _column(v) for k, v in columns.items()}))
+        conn.register(name, pa.table({k: _column(v) for k, v in columns.items()}))
     try:
         yield name
     finally:

@@ -511,10 +511,26 @@ class SyncDuckDB(DuckDBResource):
     """dagster-duckdb's resource, with the project's migrations run on first connect.
 
     Connections are opened per unit of work and closed at once, so runs of other
-    tenants get the file between them (DuckDB allows one process to hold the file; any
+    tenants get the file between steps (DuckDB allows one process to hold the file; any
     other process that opens it, even read-only, blocks the writers: analysts read the
-    Parquet exports of ``assets/apply/exports.py`` instead).
+    Parquet exports of ``assets/apply/exports.py`` instead). A long step holds the file
+    open for its duration (``held_open``): opening the file and checkpointing it on the
+    last close cost more than a small transaction, and the apply step of a large first
+    sync commits hundreds of them. Many tenants at once belong on the DuckLake backend.
     """
+
+    @contextmanager
+    def held_open(self) -> Iterator[None]:
+        """Keep the file open in this process while the block runs, so the connections
+        opened inside it are cheap (the process's open database is reused, no checkpoint
+        on each close). Nothing to hold on the DuckLake backend."""
+        from sync_pipeline.resources import backends
+
+        if backends.store_kind() == "ducklake" or self.database == ":memory:":
+            yield
+            return
+        with self.get_connection():
+            yield
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:

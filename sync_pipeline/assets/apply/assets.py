@@ -82,7 +82,7 @@ def outcome_of(report: ApplyReport) -> str:
 def applied_links(
     context: dg.AssetExecutionContext, duckdb: SyncDuckDB, tenants: TenantsResource
 ) -> dg.MaterializeResult:
-    with holding(context, duckdb) as held:  # G13: renewed while the plan is carried out
+    with duckdb.held_open(), holding(context, duckdb) as held:  # G13: renewed meanwhile
         return _apply(context, duckdb, tenants, held)
 
 
@@ -242,7 +242,7 @@ def finish_error_log(
 def error_log(
     context: dg.AssetExecutionContext, duckdb: SyncDuckDB, tenants: TenantsResource
 ) -> dg.MaterializeResult:
-    with holding(context, duckdb):
+    with duckdb.held_open(), holding(context, duckdb):
         result = _error_log(context, duckdb, tenants)
     release_at_end(context, duckdb)  # the run's last step: the tenant is free (G13)
     return result

@@ -250,7 +250,7 @@ def extract_sides(
     steps), and then the step fails with every system's failure.
     """
     sides = [s for s in sides if selected_entities(context, s.side)]
-    with holding(context, duckdb) as held:  # G13: renewed while the listings run
+    with duckdb.held_open(), holding(context, duckdb) as held:  # G13: renewed meanwhile
         if len(sides) == 1:
             yield from extract_side(context, duckdb, held, sides[0])
             return
