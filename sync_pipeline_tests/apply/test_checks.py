@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import dagster as dg
 import pytest
 
@@ -81,16 +79,14 @@ def test_G10_open_errors_over_the_threshold_warn_without_blocking(tmp_path, monk
                 "?, NULL, 'P', 'melding', NULL, now(), now(), NULL, ?)",
                 [tenant, severity, record, RUN],
             )
-    # the body of the @asset_check (a partitioned check cannot be invoked with a built context)
-    evaluate = checks.open_errors_under_threshold.node_def.compute_fn.decorated_fn
-    context = SimpleNamespace(partition_key=T)
-
     monkeypatch.setenv("SYNC_ERROR_THRESHOLD", "2")
-    at_threshold = evaluate(context, db)
+    with db.get_connection() as conn:
+        at_threshold = checks.open_errors_under_threshold(conn, T)
     monkeypatch.setenv("SYNC_ERROR_THRESHOLD", "1")
-    over = evaluate(context, db)
+    with db.get_connection() as conn:
+        over = checks.open_errors_under_threshold(conn, T)
 
     assert at_threshold.passed and at_threshold.metadata["open_errors"].value == 2
     assert not over.passed and over.severity == dg.AssetCheckSeverity.WARN
     assert over.metadata["threshold"].value == 1
-    assert [spec.blocking for spec in checks.open_errors_under_threshold.check_specs] == [False]
+    assert [spec.blocking for spec in checks.ERRORS_CHECKS] == [False]

@@ -12,6 +12,12 @@ from typing import Any
 
 import dagster as dg
 
+from sync_pipeline.assets.apply.checks import (
+    ERRORS_CHECKS,
+    LINKS_CHECKS,
+    links_checks,
+    open_errors_under_threshold,
+)
 from sync_pipeline.assets.apply.error_log import merge_error_log
 from sync_pipeline.assets.apply.executor import ApplyReport, PlanExecutor, load_plan
 from sync_pipeline.assets.apply.exports import export_dir, export_parquet
@@ -68,6 +74,7 @@ def outcome_of(report: ApplyReport) -> str:
 @dg.asset(
     key=LINKS_KEY,
     deps=[PLAN_KEY],
+    check_specs=LINKS_CHECKS,
     partitions_def=tenant_partitions,
     group_name="apply",
     owners=["team:sync"],
@@ -156,6 +163,7 @@ def _apply(
                 "SELECT count(*) FROM sync.links WHERE tenant = ? AND state = 'active'", [tenant]
             )
         )[0]
+        checked = links_checks(conn, tenant, run_id)
     by_type = Counter({f"{e}.{op}": n for (e, op), n in report.operations.items()})
     metadata: dict[str, Any] = {
         "dagster/row_count": dg.MetadataValue.int(int(active_links)),
@@ -192,7 +200,7 @@ def _apply(
             ),
             metadata=metadata,
         )
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, check_results=checked)
 
 
 def consume_delete_releases(conn: Any, tenant: str, run_id: str) -> None:
@@ -226,6 +234,7 @@ def finish_error_log(
 @dg.asset(
     key=ERRORS_KEY,
     deps=[LINKS_KEY],
+    check_specs=ERRORS_CHECKS,
     partitions_def=tenant_partitions,
     group_name="apply",
     owners=["team:sync"],
@@ -293,6 +302,7 @@ def _error_log(
                 [tenant],
             ).fetchall()
         )
+        checked = [open_errors_under_threshold(conn, tenant)]
     published, publish_error, requests = False, None, 0
     if row is not None and row[0] != "review":  # review mode writes nothing to Svenn (G9)
         svenn = config.svenn_client()
@@ -307,6 +317,7 @@ def _error_log(
             requests = svenn.requests_made
             svenn.close()
     return dg.MaterializeResult(
+        check_results=checked,
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(open_errors)),
             "errors_opened": dg.MetadataValue.int(opened),
@@ -339,5 +350,5 @@ def _error_log(
             },
             # Issue 16: the UI operator gets the record's story without reading the schema.
             "explain_open_errors": dg.MetadataValue.md(explain_md),
-        }
+        },
     )

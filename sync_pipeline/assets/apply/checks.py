@@ -1,6 +1,9 @@
 """Asset checks of the apply step, per tenant partition (visible in the Dagster UI).
 
-Each check is a query function (testable on its own) and a thin ``@asset_check``.
+Each check is a query function (testable on its own) and an ``AssetCheckSpec`` of the asset
+it checks: ``sync/links`` and ``sync/errors`` evaluate their checks at the end of their own
+step (a check as a step of its own cost more of Dagster's bookkeeping than its query:
+issue 13). A failed blocking check still stops the run before ``sync/errors``.
 """
 
 import os
@@ -10,8 +13,6 @@ import duckdb as duckdb_module
 
 from sync_pipeline.assets.apply.sql import first
 from sync_pipeline.assets.keys import ERRORS_KEY, LINKS_KEY
-from sync_pipeline.partitions import tenant_partitions
-from sync_pipeline.resources.storage import SyncDuckDB
 
 #: Open errors per tenant above which the error-count check warns (``SYNC_ERROR_THRESHOLD``).
 DEFAULT_ERROR_THRESHOLD = 50
@@ -90,66 +91,67 @@ def _rows_json(rows: list[tuple]) -> dg.MetadataValue:
     return dg.MetadataValue.json([list(map(str, r)) for r in rows])
 
 
-@dg.asset_check(
-    asset=LINKS_KEY,
-    partitions_def=tenant_partitions,
-    blocking=True,
-    description="No Svenn or Tripletex id is in two active links (G5: no duplicates).",
-)
-def no_id_in_two_active_links(
-    context: dg.AssetCheckExecutionContext, duckdb: SyncDuckDB
-) -> dg.AssetCheckResult:
-    with duckdb.get_connection() as conn:
-        rows = ids_in_two_active_links(conn, context.partition_key)
-    return dg.AssetCheckResult(passed=not rows, metadata={"duplicates": _rows_json(rows)})
-
-
-@dg.asset_check(
-    asset=LINKS_KEY,
-    partitions_def=tenant_partitions,
-    description="Every create this run applied has a link to the record it created (G4).",
-)
-def every_applied_create_has_a_link(
-    context: dg.AssetCheckExecutionContext, duckdb: SyncDuckDB
-) -> dg.AssetCheckResult:
-    with duckdb.get_connection() as conn:
-        missing = creates_without_link(conn, context.partition_key, context.run.run_id)
-    return dg.AssetCheckResult(
-        passed=not missing, metadata={"creates_without_link": _rows_json(missing)}
-    )
-
-
-@dg.asset_check(
-    asset=LINKS_KEY,
-    partitions_def=tenant_partitions,
-    description=(
-        "Every plan row to apply was carried out, or its failure is recorded as a finding "
-        "(nothing silently dropped)."
+LINKS_CHECKS = [
+    dg.AssetCheckSpec(
+        "no_id_in_two_active_links",
+        asset=LINKS_KEY,
+        blocking=True,
+        description="No Svenn or Tripletex id is in two active links (G5: no duplicates).",
     ),
-)
-def plan_fully_accounted_for(
-    context: dg.AssetCheckExecutionContext, duckdb: SyncDuckDB
-) -> dg.AssetCheckResult:
-    with duckdb.get_connection() as conn:
-        counts = plan_accounting(conn, context.partition_key, context.run.run_id)
-    return dg.AssetCheckResult(
-        passed=counts["never_attempted"] == 0 and counts["failed_without_finding"] == 0,
-        metadata=counts,
+    dg.AssetCheckSpec(
+        "every_applied_create_has_a_link",
+        asset=LINKS_KEY,
+        description="Every create this run applied has a link to the record it created (G4).",
+    ),
+    dg.AssetCheckSpec(
+        "plan_fully_accounted_for",
+        asset=LINKS_KEY,
+        description=(
+            "Every plan row to apply was carried out, or its failure is recorded as a finding "
+            "(nothing silently dropped)."
+        ),
+    ),
+]
+
+ERRORS_CHECKS = [
+    dg.AssetCheckSpec(
+        "open_errors_under_threshold",
+        asset=ERRORS_KEY,
+        description="Open errors of the tenant stay under the threshold (SYNC_ERROR_THRESHOLD).",
     )
+]
 
 
-@dg.asset_check(
-    asset=ERRORS_KEY,
-    partitions_def=tenant_partitions,
-    description="Open errors of the tenant stay under the threshold (SYNC_ERROR_THRESHOLD).",
-)
-def open_errors_under_threshold(
-    context: dg.AssetCheckExecutionContext, duckdb: SyncDuckDB
-) -> dg.AssetCheckResult:
+def links_checks(conn: Conn, tenant: str, run_id: str) -> list[dg.AssetCheckResult]:
+    """The results of ``LINKS_CHECKS`` after the run's writes."""
+    duplicates = ids_in_two_active_links(conn, tenant)
+    missing = creates_without_link(conn, tenant, run_id)
+    counts = plan_accounting(conn, tenant, run_id)
+    return [
+        dg.AssetCheckResult(
+            check_name="no_id_in_two_active_links",
+            passed=not duplicates,
+            metadata={"duplicates": _rows_json(duplicates)},
+        ),
+        dg.AssetCheckResult(
+            check_name="every_applied_create_has_a_link",
+            passed=not missing,
+            metadata={"creates_without_link": _rows_json(missing)},
+        ),
+        dg.AssetCheckResult(
+            check_name="plan_fully_accounted_for",
+            passed=counts["never_attempted"] == 0 and counts["failed_without_finding"] == 0,
+            metadata=counts,
+        ),
+    ]
+
+
+def open_errors_under_threshold(conn: Conn, tenant: str) -> dg.AssetCheckResult:
+    """The result of ``ERRORS_CHECKS``: a warning, never blocking."""
     threshold = int(os.environ.get("SYNC_ERROR_THRESHOLD", DEFAULT_ERROR_THRESHOLD))
-    with duckdb.get_connection() as conn:
-        n = open_error_count(conn, context.partition_key)
+    n = open_error_count(conn, tenant)
     return dg.AssetCheckResult(
+        check_name="open_errors_under_threshold",
         passed=n <= threshold,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"open_errors": n, "threshold": threshold},

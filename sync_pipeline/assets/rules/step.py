@@ -4,7 +4,10 @@ name their columns, and the metadata every step reports.
 A rule step is a Dagster asset of group ``rules`` that reads DuckDB tables and replaces
 only its own tenant's rows in its output tables, inside one transaction, so a failed step
 leaves the previous result intact. A step module declares only what differs (its
-parameters, scratch tables, writes and preview); the asset body is written once, here.
+parameters, scratch tables, writes and preview); the body is written once, here. All rule
+steps are assets of the one ``rules`` multi-asset (``assets.py``): one Dagster step for the
+seven, since each step of a run costs Dagster's own bookkeeping (events, partition and
+version lookups), more than most rules' SQL (issue 13).
 """
 
 import re
@@ -17,17 +20,15 @@ import duckdb
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    AssetsDefinition,
+    AssetSpec,
     MaterializeResult,
     MetadataValue,
-    asset,
 )
 
 from sync_pipeline.model import ENTITIES, SIDES, staging_table
-from sync_pipeline.partitions import tenant_partitions
 from sync_pipeline.resources.state import preview, transaction
 from sync_pipeline.resources.storage import SyncDuckDB
-from sync_pipeline.tenants import TenantConfig, TenantsResource
+from sync_pipeline.tenants import TenantConfig
 
 GROUP = "rules"
 OWNERS = ["team:sync"]
@@ -158,20 +159,22 @@ def preview_md(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, A
 
 def result(
     context: AssetExecutionContext,
+    key: AssetKey,
     started: float,
     rows: dict[str, int],
     preview_md: MetadataValue,
 ) -> MaterializeResult:
     """The metadata every rule asset reports: row counts, duration and a preview."""
-    context.log.info("%s: %s", context.asset_key.to_user_string(), rows)
+    context.log.info("%s: %s", key.to_user_string(), rows)
     return MaterializeResult(
+        asset_key=key,
         metadata={
             "dagster/row_count": sum(rows.values()),
             **{f"rows_{name}": MetadataValue.int(n) for name, n in rows.items()},
             "requests_made": 0,
             "duration_s": MetadataValue.float(round(time.perf_counter() - started, 3)),
             "preview": preview_md,
-        }
+        },
     )
 
 
@@ -188,6 +191,47 @@ class StepInput:
 Params = dict[str, Any]
 
 
+@dataclass(frozen=True)
+class RuleStep:
+    """One rule asset: its spec and how it runs (see ``rule_step``)."""
+
+    spec: AssetSpec
+    write: Callable[[duckdb.DuckDBPyConnection, Params], dict[str, int]]
+    preview_sql: str
+    params: Callable[[StepInput], Params] | None = None
+    scratch: Sequence[tuple[str, Callable[[], str]]] = ()
+
+    def run(
+        self,
+        context: AssetExecutionContext,
+        duckdb: SyncDuckDB,
+        tenant: str,
+        config: TenantConfig,
+    ) -> MaterializeResult:
+        """The step's ``params`` (besides ``tenant`` and ``run_id``) from the tenant's config;
+        the ``scratch`` temp tables in order; ``write`` in one transaction, returning row
+        counts per output; the scratch tables dropped; a preview of ``preview_sql``."""
+        started = time.perf_counter()
+        run_id = context.run.run_id
+        with duckdb.get_connection() as conn:
+            values: Params = {"tenant": tenant, "run_id": run_id}
+            if self.params is not None:
+                values.update(self.params(StepInput(tenant, run_id, config, conn)))
+            try:
+                for table, build in self.scratch:
+                    sql = build()
+                    conn.execute(
+                        f"CREATE OR REPLACE TEMP TABLE {table} AS {sql}", bind(sql, values)
+                    )
+                with transaction(conn):
+                    rows = self.write(conn, values)
+            finally:
+                for table, _ in self.scratch:
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")
+            md = preview_md(conn, self.preview_sql, values)
+        return result(context, self.spec.key, started, rows, md)
+
+
 def rule_step(
     name: str,
     deps: Sequence[AssetKey],
@@ -197,46 +241,14 @@ def rule_step(
     preview_sql: str,
     params: Callable[[StepInput], Params] | None = None,
     scratch: Sequence[tuple[str, Callable[[], str]]] = (),
-) -> AssetsDefinition:
-    """Declare the ``rules/<name>`` asset, partitioned by tenant.
-
-    Its run: the step's ``params`` (besides ``tenant`` and ``run_id``) from the tenant's
-    config; the ``scratch`` temp tables (name, SQL builder) in order; ``write`` in one
-    transaction, returning row counts per output; the scratch tables dropped; a preview of
-    ``preview_sql``.
-    """
-
-    @asset(
+) -> RuleStep:
+    """Declare the ``rules/<name>`` asset, partitioned by tenant (as part of ``rules``)."""
+    spec = AssetSpec(
         key=rules_key(name),
         deps=list(deps),
         group_name=GROUP,
         description=description,
         owners=OWNERS,
         kinds=KINDS,
-        partitions_def=tenant_partitions,
     )
-    def _step(
-        context: AssetExecutionContext, duckdb: SyncDuckDB, tenants: TenantsResource
-    ) -> MaterializeResult:
-        started = time.perf_counter()
-        tenant, run_id = context.partition_key, context.run.run_id
-        config = tenants.get(tenant)
-        with duckdb.get_connection() as conn:
-            values: Params = {"tenant": tenant, "run_id": run_id}
-            if params is not None:
-                values.update(params(StepInput(tenant, run_id, config, conn)))
-            try:
-                for table, build in scratch:
-                    sql = build()
-                    conn.execute(
-                        f"CREATE OR REPLACE TEMP TABLE {table} AS {sql}", bind(sql, values)
-                    )
-                with transaction(conn):
-                    rows = write(conn, values)
-            finally:
-                for table, _ in scratch:
-                    conn.execute(f"DROP TABLE IF EXISTS {table}")
-            md = preview_md(conn, preview_sql, values)
-        return result(context, started, rows, md)
-
-    return _step
+    return RuleStep(spec, write, preview_sql, params, scratch)
