@@ -20,7 +20,6 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from sync_pipeline.tenants import TenantConfig, TenantConfigError, load_tenants, tenants_file_path
+from sync_pipeline.tenants import TenantConfig, TenantConfigError, load_tenant, tenants_file_path
 from sync_pipeline.webhooks import spool
 
 ENTITIES = ("project", "customer", "employee")
@@ -46,28 +45,18 @@ class Refused(Exception):
 
 
 class _Tenants:
-    """The tenants file, re-read when it changes (an edit applies to the next delivery)."""
+    """The tenants file as deliveries need it: one tenant at a time, an edit applying to the
+    next delivery (``load_tenant`` re-parses the file when it changed), a broken entry of
+    another tenant refusing only that tenant's deliveries."""
 
     def __init__(self, path: Path | None):
         self.path = path
-        self._lock = threading.Lock()
-        self._stamp: tuple[float, int] | None = None
-        self._tenants: dict[str, TenantConfig] = {}
 
     def get(self, key: str) -> TenantConfig | None:
-        path = self.path or tenants_file_path()
         try:
-            stat = path.stat()
-        except OSError:
+            return load_tenant(key, self.path or tenants_file_path())
+        except TenantConfigError:
             return None
-        with self._lock:
-            if self._stamp != (stat.st_mtime, stat.st_size):
-                try:
-                    self._tenants = load_tenants(path)
-                except TenantConfigError:
-                    self._tenants = {}
-                self._stamp = (stat.st_mtime, stat.st_size)
-            return self._tenants.get(key)
 
 
 def _header(request: Request, name: str) -> str:
