@@ -13,10 +13,10 @@ median and the 95th percentile; the goal is median < 30 s, p95 < 60 s.
 
 ``--down-after N --down-for S`` stops the receiver after the Nth edit for S seconds: those
 deliveries fail and are retried by the sandboxes (backoff 1, 2, 5, 10, 30 … s); no edit
-may be lost. Not a test: figures depend on the machine. Measured on the project's 2-core machine while
-other work ran on it (8 edits every 5 s, the receiver down for 20 s after the 4th): no edit
-lost, median 42.8 s, p95 53.0 s; each run of the demo world took 20–30 s of that under load
-(rate limits on), so the sensor's part (debounce 3 s, tick 5 s) is small.
+may be lost. Not a test: figures depend on the machine. Measured 2026-11-30 on the
+project's 2-core machine, idle but for the benchmark: 20 edits every 6 s, median 14.4 s, p95
+20.7 s; with the receiver down for 30 s after the 8th edit, median 14.8 s, p95 50.8 s, no
+edit lost. (On 2026-11-29, before runs executed in one process: median 42.8 s, p95 53.0 s.)
 """
 
 from __future__ import annotations
