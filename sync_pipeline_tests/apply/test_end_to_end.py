@@ -26,8 +26,9 @@ CASE_CODES = {
 
 
 @pytest.fixture(scope="module")
-def synced(tripletex_sandbox, svenn_sandbox, tmp_path_factory):
-    """A world synced once and then once more (the second run must write nothing)."""
+def synced(module_state_store, tripletex_sandbox, svenn_sandbox, tmp_path_factory):
+    """A world synced once and then once more (the second run must write nothing), on the
+    module's store of the backend its tests run on."""
     tenant = WorldTenant.create(
         tripletex_sandbox, svenn_sandbox, tmp_path_factory.mktemp("synced"), WORLD_SEED
     )

@@ -95,7 +95,8 @@ def _open_errors(tenant: WorldTenant) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def story(tripletex_sandbox, svenn_sandbox, tmp_path_factory) -> Story:
+def story(module_state_store, tripletex_sandbox, svenn_sandbox, tmp_path_factory) -> Story:
+    """One linked world, on the module's store of the backend its tests run on."""
     tenant = _empty_tenant(tripletex_sandbox, svenn_sandbox, tmp_path_factory.mktemp("linked"))
     tx, sv = tenant.clients()
     (owner,) = tx.list_all("/employee", fields="id,email")
