@@ -31,6 +31,7 @@ def reference(request, store_backend, tripletex_sandbox, svenn_sandbox, tmp_path
         return tenant.snapshot(), tenant.writes() - before
 
 
+@pytest.mark.lake
 @pytest.mark.parametrize("fraction", [0.05, 0.4, 0.8])
 def test_G5_a_run_killed_after_n_writes_converges_to_the_uninterrupted_end_state(
     reference, tripletex_sandbox, svenn_sandbox, tmp_path, fraction

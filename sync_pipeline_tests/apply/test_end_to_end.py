@@ -40,6 +40,7 @@ def synced(module_state_store, tripletex_sandbox, svenn_sandbox, tmp_path_factor
     return tenant, first, second, tenant.writes() - before
 
 
+@pytest.mark.lake
 def test_G6_a_second_run_over_unchanged_systems_plans_and_writes_nothing(synced):
     tenant, _, second, writes = synced
     assert writes == 0
@@ -50,6 +51,7 @@ def test_G6_a_second_run_over_unchanged_systems_plans_and_writes_nothing(synced)
     assert outcome == "success" and '"apply": 0' in requests
 
 
+@pytest.mark.lake
 def test_G4_every_live_record_is_linked_or_explained_in_the_error_log(synced):
     tenant, *_ = synced
     assert unexplained_records(tenant) == []

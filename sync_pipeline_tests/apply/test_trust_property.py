@@ -141,6 +141,7 @@ def reference(request, store_backend, tripletex_sandbox, svenn_sandbox, tmp_path
         return tenant.snapshot(), _links(tenant)
 
 
+@pytest.mark.lake
 @settings(
     max_examples=2,
     deadline=None,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from sync_pipeline.model import staging_table
 from sync_pipeline.resources import backends
 from sync_pipeline.resources.storage import SyncDuckDB
@@ -59,6 +61,7 @@ def _strip(plan: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "run_id"} for row in plan]
 
 
+@pytest.mark.lake
 def test_G3_P5_G7_a_tenant_run_neither_reads_nor_writes_another_tenants_rows(rules):
     rules.svenn.customer(1, number="10")
     rules.svenn.project(1, number="100")
