@@ -8,6 +8,8 @@ world and must be treated as read-only.
 from __future__ import annotations
 
 import os
+import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -138,8 +140,9 @@ class LakeFactory:
         return LakeConfig(f"{self.server} dbname={database}", str(self.root / "data") + "/")
 
     def new(self, name: str):
-        """A migrated, empty lake of its own."""
-        return self.config(self._create(name, self.template))
+        """A migrated, empty lake of its own (``name``: a readable hint, made unique)."""
+        hint = re.sub(r"\W+", "_", name)[-40:].strip("_") or "t"
+        return self.config(self._create(f"{len(self.databases)}_{hint}", self.template))
 
     def drop(self, config) -> None:
         from sync_pipeline.resources import backends
@@ -177,26 +180,80 @@ def use_lake(monkeypatch, config) -> None:
     monkeypatch.setenv(backends.DATA_PATH_ENV, config.data_path)
 
 
-#: The state-store backends the rule, apply and crash tests run on: ``duckdb`` by default;
-#: ``SYNC_TEST_STORES=duckdb,ducklake`` adds DuckLake (about 20 s a rule test on 2 busy cores:
-#: every statement is a round trip to the catalog, so the whole set takes most of an hour).
+#: The state-store backends the rule, apply and crash tests run on: ``duckdb`` by default,
+#: plus ``ducklake`` for the tests marked ``lake`` (a sample of each family, so CI runs it
+#: on DuckLake). ``SYNC_TEST_STORES=duckdb,ducklake`` runs all of them on DuckLake too:
+#: every statement there is a round trip to the catalog, so the 160 lake variants of
+#: rules/ and apply/ take about 6 min with ``-n 2`` on 2 cores.
 TEST_STORES = [
     s.strip() for s in os.environ.get("SYNC_TEST_STORES", "duckdb").split(",") if s.strip()
 ]
 
 
-@pytest.fixture(params=TEST_STORES)
-def state_store(request, monkeypatch) -> str:
-    """The backend a rule, apply or crash test runs on (``SYNC_STORE``): the same test on
-    each, with a lake of its own on ``ducklake``."""
+def pytest_generate_tests(metafunc) -> None:
+    """Each test that runs on a state store gets one variant per backend: ``TEST_STORES``,
+    and ``ducklake`` also for a test marked ``lake``."""
+    if "store_backend" not in metafunc.fixturenames:
+        return
+    stores = list(TEST_STORES)
+    if metafunc.definition.get_closest_marker("lake") and "ducklake" not in stores:
+        stores.append("ducklake")
+    metafunc.parametrize("store_backend", stores, indirect=True)
+
+
+@pytest.fixture(scope="module")
+def store_backend(request) -> str:
+    """The backend name a test runs on (parametrised by :func:`pytest_generate_tests`);
+    module-scoped so a module's shared world is built once per backend."""
+    return request.param
+
+
+@contextmanager
+def store_of_its_own(request, store: str, name: str):
+    """``SYNC_STORE`` pointing at a fresh, empty state store of ``store`` for the block (a
+    lake of its own, dropped after it; on ``duckdb`` each world's own file is already
+    fresh). For worlds built beside the test's own: a module's reference run, or one
+    example of a property test."""
     from sync_pipeline.resources import backends
 
-    if request.param == "duckdb":
+    with pytest.MonkeyPatch.context() as patch:
+        if store == "duckdb":
+            patch.delenv(backends.STORE_ENV, raising=False)
+            yield
+            return
+        factory = request.getfixturevalue("lakes")
+        config = factory.new(name)
+        use_lake(patch, config)
+        try:
+            yield
+        finally:
+            factory.drop(config)
+
+
+@pytest.fixture(scope="module")
+def module_state_store(request, store_backend: str):
+    """The store of a module's shared world, which its tests then read: a test asking for
+    this (through the world's fixture) runs on the module's store, not on one of its own."""
+    with store_of_its_own(request, store_backend, request.module.__name__.rsplit(".", 1)[-1]):
+        yield store_backend
+
+
+@pytest.fixture
+def state_store(request, store_backend: str, monkeypatch) -> str:
+    """The backend a rule, apply or crash test runs on (``SYNC_STORE``): the same test on
+    each, with a lake of its own on ``ducklake`` (or its module's, see
+    :func:`module_state_store`)."""
+    from sync_pipeline.resources import backends
+
+    if "module_state_store" in request.fixturenames:
+        yield request.getfixturevalue("module_state_store")
+        return
+    if store_backend == "duckdb":
         monkeypatch.delenv(backends.STORE_ENV, raising=False)
         yield "duckdb"
         return
     factory = request.getfixturevalue("lakes")
-    config = factory.new(request.node.name[-40:].strip("_") or "t")
+    config = factory.new(request.node.name)
     use_lake(monkeypatch, config)
     try:
         yield "ducklake"

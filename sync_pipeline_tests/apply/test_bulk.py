@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from sync_pipeline.assets.apply.recovery import recover
 from sync_pipeline_tests.apply.harness import WorldTenant, failure_text
 
@@ -69,6 +71,7 @@ def test_G10_one_bad_operation_in_a_bulk_lands_the_others_and_is_a_finding_with_
     assert report.successes == 2 and report.failures == 1
 
 
+@pytest.mark.lake
 def test_G5_a_bulk_answer_lost_on_every_attempt_leaves_intents_open_and_the_next_run_links_them(
     apply_env,
 ):

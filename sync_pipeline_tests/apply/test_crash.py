@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sync_pipeline_tests.apply.harness import WorldTenant, failure_text
+from sync_pipeline_tests.conftest import store_of_its_own
 
 CRASH_SEED = 23
 #: No default project manager configured: P10's fallback must not depend on run history.
@@ -13,21 +14,24 @@ SETTINGS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
-def reference(tripletex_sandbox, svenn_sandbox, tmp_path_factory):
-    """The same world synced without interruption: the end state every crash must reach."""
-    tenant = WorldTenant.create(
-        tripletex_sandbox,
-        svenn_sandbox,
-        tmp_path_factory.mktemp("reference"),
-        CRASH_SEED,
-        **SETTINGS,
-    )
-    before = tenant.writes()
-    result = tenant.run()
-    assert result.success, failure_text(result)
-    return tenant.snapshot(), tenant.writes() - before
+def reference(request, store_backend, tripletex_sandbox, svenn_sandbox, tmp_path_factory):
+    """The same world synced without interruption, on a store of its own of the backend the
+    tests run on: the end state every crash must reach."""
+    with store_of_its_own(request, store_backend, "crash_reference"):
+        tenant = WorldTenant.create(
+            tripletex_sandbox,
+            svenn_sandbox,
+            tmp_path_factory.mktemp("reference"),
+            CRASH_SEED,
+            **SETTINGS,
+        )
+        before = tenant.writes()
+        result = tenant.run()
+        assert result.success, failure_text(result)
+        return tenant.snapshot(), tenant.writes() - before
 
 
+@pytest.mark.lake
 @pytest.mark.parametrize("fraction", [0.05, 0.4, 0.8])
 def test_G5_a_run_killed_after_n_writes_converges_to_the_uninterrupted_end_state(
     reference, tripletex_sandbox, svenn_sandbox, tmp_path, fraction

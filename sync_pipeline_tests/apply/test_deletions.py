@@ -13,6 +13,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from sync_pipeline_tests.apply.harness import REPO_ROOT, TENANT, WorldTenant, failure_text
 
 SEED = 47
@@ -201,6 +203,7 @@ def test_P9_a_svenn_412_on_the_complete_leaves_the_link_active_until_svenn_accep
     sv.close()
 
 
+@pytest.mark.lake
 def test_G7_a_svenn_page_without_next_cursor_or_a_record_without_id_makes_the_extract_incomplete(
     tripletex_sandbox, svenn_sandbox, tmp_path
 ):

@@ -26,8 +26,9 @@ CASE_CODES = {
 
 
 @pytest.fixture(scope="module")
-def synced(tripletex_sandbox, svenn_sandbox, tmp_path_factory):
-    """A world synced once and then once more (the second run must write nothing)."""
+def synced(module_state_store, tripletex_sandbox, svenn_sandbox, tmp_path_factory):
+    """A world synced once and then once more (the second run must write nothing), on the
+    module's store of the backend its tests run on."""
     tenant = WorldTenant.create(
         tripletex_sandbox, svenn_sandbox, tmp_path_factory.mktemp("synced"), WORLD_SEED
     )
@@ -39,6 +40,7 @@ def synced(tripletex_sandbox, svenn_sandbox, tmp_path_factory):
     return tenant, first, second, tenant.writes() - before
 
 
+@pytest.mark.lake
 def test_G6_a_second_run_over_unchanged_systems_plans_and_writes_nothing(synced):
     tenant, _, second, writes = synced
     assert writes == 0
@@ -49,6 +51,7 @@ def test_G6_a_second_run_over_unchanged_systems_plans_and_writes_nothing(synced)
     assert outcome == "success" and '"apply": 0' in requests
 
 
+@pytest.mark.lake
 def test_G4_every_live_record_is_linked_or_explained_in_the_error_log(synced):
     tenant, *_ = synced
     assert unexplained_records(tenant) == []

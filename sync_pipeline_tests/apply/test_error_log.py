@@ -42,6 +42,7 @@ def _errors(db: SyncDuckDB) -> list[tuple]:
         ).fetchall()
 
 
+@pytest.mark.lake
 def test_G10_one_open_row_per_record_moves_last_seen_and_resolves_when_gone(db):
     assert _run(
         db,
@@ -71,6 +72,7 @@ def test_G10_a_run_that_could_not_check_everything_resolves_nothing(db):
     assert _errors(db)[0][5] is None
 
 
+@pytest.mark.lake
 def test_G10_tenants_never_touch_each_others_errors(db):
     with db.get_connection() as conn:
         insert_findings(conn, [_finding("o1", "PROJECT_MISSING_START_DATE", 1, "other")])

@@ -44,6 +44,7 @@ CUSTOMER_BASE = {
 }
 
 
+@pytest.mark.lake
 def test_G4_creates_run_in_dependency_order_with_refs_resolved_and_links_stored(apply_env):
     env = apply_env
     # P10: a NO_ACCESS employee may not manage projects, so the default manager is used
@@ -281,6 +282,7 @@ def test_G6_a_new_link_keeps_the_values_before_the_run_until_each_write_succeeds
     assert links[2][3] == "active"
 
 
+@pytest.mark.lake
 def test_G5_a_503_burst_on_a_create_batch_is_settled_by_key_without_duplicates(apply_env):
     env = apply_env
     env.tripletex_sandbox.add_fault(r"/customer/list$", method="POST", status=503, count=2)

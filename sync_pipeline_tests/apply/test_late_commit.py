@@ -96,6 +96,7 @@ def _tx_employees(env, number: str) -> list[dict]:
     return env.tripletex.list_all("/employee", {"employeeNumber": number}, "id,employeeNumber")
 
 
+@pytest.mark.lake
 def test_G5_a_slow_commit_after_a_read_timeout_is_not_resent(apply_env):
     env = apply_env
     tripletex = _fast_tripletex(env)

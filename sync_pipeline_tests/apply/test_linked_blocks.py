@@ -95,7 +95,8 @@ def _open_errors(tenant: WorldTenant) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def story(tripletex_sandbox, svenn_sandbox, tmp_path_factory) -> Story:
+def story(module_state_store, tripletex_sandbox, svenn_sandbox, tmp_path_factory) -> Story:
+    """One linked world, on the module's store of the backend its tests run on."""
     tenant = _empty_tenant(tripletex_sandbox, svenn_sandbox, tmp_path_factory.mktemp("linked"))
     tx, sv = tenant.clients()
     (owner,) = tx.list_all("/employee", fields="id,email")
@@ -201,6 +202,7 @@ def test_G10_P11_linked_customer_changed_to_unsynced(story):
     assert story.after_lift["p11"]["customer"]["id"] == story.tripletex["fjord"]
 
 
+@pytest.mark.lake
 def test_G10_findings_name_both_ids(story):
     """Every open error of a linked record names its link's two ids, whichever side's rule
     found it."""
@@ -215,6 +217,7 @@ def test_G10_findings_name_both_ids(story):
     assert all(r[1:4] in linked for r in about_linked), about_linked
 
 
+@pytest.mark.lake
 def test_G10_published_errors_name_system(story):
     """Svenn's error log (its schema unchanged) says which system each id belongs to: the
     Svenn id as record_id, a Tripletex-only record as "tripletex:<id>", and the label

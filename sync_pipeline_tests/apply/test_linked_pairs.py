@@ -55,6 +55,7 @@ def pair(tripletex_sandbox, svenn_sandbox, tmp_path):
     sv.close()
 
 
+@pytest.mark.lake
 def test_P6_tripletex_invalid_number_not_created_in_svenn(pair):
     bad = pair.tx_project(name="Rørlegging", number="2026/14")
     pair.tx_project(name="Bad", number="Bø.12a")

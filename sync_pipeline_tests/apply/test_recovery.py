@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from sync_pipeline.assets.apply import wal
 from sync_pipeline.assets.apply.recovery import recover
 
@@ -31,6 +33,7 @@ def _recover(env) -> dict[str, int]:
     )
 
 
+@pytest.mark.lake
 def test_G5_creates_that_landed_before_the_crash_are_linked_by_key(apply_env):
     env = apply_env
     # the crashed run logged its intents; two of the creates reached the APIs

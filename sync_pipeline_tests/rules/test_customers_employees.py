@@ -1,5 +1,7 @@
 """Customer rules C1–C7 and employee rules E1–E5 of SYNC-RULES.md as the plan shows them."""
 
+import pytest
+
 CUSTOMER_BASE = {
     "number": "500",
     "name": "Fjord AS",
@@ -143,6 +145,7 @@ def test_C7_tripletex_inactivation_reaches_svenn(rules):
     assert "C7" in res.plan[0]["rule_ids"]
 
 
+@pytest.mark.lake
 def test_C7_tripletex_customer_deleted_deletes_in_svenn_despite_a_svenn_edit(rules):
     rules.complete_extracts()
     _linked_customer(rules, svenn={"name": "Endret i Svenn", "version": 9})
@@ -272,6 +275,7 @@ def test_E5_employees_reach_tripletex_projects_through_participation_only(rules)
     assert res.brief() == [("project", "svenn", "update", 5, 95, {"member_ids": []})]
 
 
+@pytest.mark.lake
 def test_E2_svenn_employee_without_number_is_created_with_one_and_it_is_written_back(rules):
     rules.tripletex.employee(41, number="12", last_name="Li")
     rules.svenn.employee(1, number="12", last_name="Li")

@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime
 
+import pytest
+
 from sync_pipeline.model import CODES
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline_tests.rules.conftest import TENANT
@@ -27,6 +29,7 @@ def _linked_customer(rules, base=None, svenn=None, tripletex=None):
     rules.link("customer", 1, 71, base)
 
 
+@pytest.mark.lake
 def test_G1_G2_svenn_edit_reaches_tripletex_with_only_the_changed_field(rules):
     _linked_customer(rules, svenn={"phone": "+47 999"})
     res = rules.run()
@@ -339,6 +342,7 @@ def test_G6_nothing_changed_means_an_empty_plan(rules):
     assert res.plan == [] and res.findings == [] and res.conflicts == []
 
 
+@pytest.mark.lake
 def test_G7_mass_deletion_is_held_with_an_error_until_confirmed(rules):
     rules.config["mass_delete_threshold"] = 0.2
     rules.config["mass_delete_min_count"] = 3

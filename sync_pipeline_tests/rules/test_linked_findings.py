@@ -5,6 +5,8 @@ record, named by both ids; every failing eligibility check and every matched pai
 run can be queried (``sync.eligibility_checks``, ``sync.matches``).
 """
 
+import pytest
+
 from sync_pipeline.assets.rules import step
 from sync_pipeline.model import CODES
 from sync_pipeline.resources.storage import SyncDuckDB
@@ -98,6 +100,7 @@ def test_G10_linked_blocks_are_findings_named_by_both_ids(rules):
     assert p1["details"] == {"rule_id": "P1", "fields": ["start_date"]}
 
 
+@pytest.mark.lake
 def test_G10_findings_of_a_linked_record_name_both_ids_whichever_rule_found_it(rules):
     """An excluded linked record (C1: its number edited to letters in Svenn) is named by
     its link's Tripletex id too."""

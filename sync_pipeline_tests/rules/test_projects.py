@@ -2,6 +2,8 @@
 
 from datetime import date
 
+import pytest
+
 from sync_pipeline.model import CODES
 from sync_pipeline.resources.storage import SyncDuckDB
 from sync_pipeline_tests.rules.conftest import TENANT
@@ -97,6 +99,7 @@ def test_P4_svenn_project_links_to_internal_tripletex_project_without_changing_i
     assert res.findings == []
 
 
+@pytest.mark.lake
 def test_P5_tripletex_project_without_number_gets_the_next_number_even_when_it_would_collide(rules):
     # 104 is the highest numeric number anywhere — on a Svenn sub-project and a deleted record.
     rules.svenn.project(1, number="100", name="A")
@@ -198,6 +201,7 @@ def test_P7_svenn_completed_closes_tripletex_and_tripletex_reopen_reopens_svenn(
     assert res.brief() == [("project", "svenn", "update", 5, 95, {"status": "active"})]
 
 
+@pytest.mark.lake
 def test_P8_svenn_project_deleted_detaches_and_writes_nothing_to_tripletex(rules):
     rules.complete_extracts()
     _linked_project(rules, svenn={"deleted": True}, tripletex={"name": "Endret i Tripletex"})
