@@ -23,6 +23,14 @@ def test_create_sets_server_fields_and_defaults(svenn):
     assert svenn.get(f"/projects/{project['id']}").json() == project
 
 
+def test_an_integral_number_names_a_record_as_its_integer_does(svenn):
+    """JSON and the published JSON Schema count ``7.0`` as the integer 7 (found by
+    Schemathesis: a schema-valid ``customer_id: 10.0`` was refused)."""
+    customer = svenn.create("customers", {"name": "Fjord Bygg AS"})
+    project = svenn.create("projects", {"name": "Bad", "customer_id": float(customer["id"])})
+    assert project["customer_id"] == customer["id"] and isinstance(project["customer_id"], int)
+
+
 def test_server_set_fields_cannot_be_written_by_a_client(svenn):
     """id, version and the timestamps are Svenn's: a body carrying one is refused, not obeyed."""
     stamp = "2020-01-01T00:00:00Z"

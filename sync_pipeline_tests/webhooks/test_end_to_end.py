@@ -41,7 +41,11 @@ def sensor_tick(workspace: Workspace, spool_file: Path):
 def launch(workspace: Workspace, request: dg.RunRequest | None) -> None:
     """The requested run (None: a plain incremental run, as the CLI starts), in this process
     and in the workspace's instance, as the daemon would carry it out."""
-    from sync_pipeline.definitions import defs
+    from sync_pipeline.definitions import build_defs
+
+    # the workspace's tenants file: the module-level ``defs`` took the path in the
+    # environment when another test of this worker first imported it
+    defs = build_defs(tenants_file=workspace.env["SYNC_TENANTS_FILE"])
 
     instance = dg.DagsterInstance.from_config(workspace.env["DAGSTER_HOME"])
     try:

@@ -68,12 +68,19 @@ def idempotency_scope(resource: str) -> str:
     return f"POST {API_PREFIX}/{resource}"
 
 
+def _json_number(text: str) -> int | float:
+    """``7.0`` is the integer 7, as JSON and JSON Schema count it (the contract has no
+    fractional fields: an id sent as ``7.0`` names record 7)."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 async def json_body(request: Request) -> Any:
     raw = await request.body()
     if not raw.strip():
         raise ApiError(400, "malformed_json", "a JSON body is required")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_float=_json_number)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
 
