@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -239,26 +240,15 @@ def module_state_store(request, store_backend: str):
 
 
 @pytest.fixture
-def state_store(request, store_backend: str, monkeypatch) -> str:
+def state_store(request, store_backend: str) -> Iterator[str]:
     """The backend a rule, apply or crash test runs on (``SYNC_STORE``): the same test on
     each, with a lake of its own on ``ducklake`` (or its module's, see
     :func:`module_state_store`)."""
-    from sync_pipeline.resources import backends
-
     if "module_state_store" in request.fixturenames:
         yield request.getfixturevalue("module_state_store")
         return
-    if store_backend == "duckdb":
-        monkeypatch.delenv(backends.STORE_ENV, raising=False)
-        yield "duckdb"
-        return
-    factory = request.getfixturevalue("lakes")
-    config = factory.new(request.node.name)
-    use_lake(monkeypatch, config)
-    try:
-        yield "ducklake"
-    finally:
-        factory.drop(config)
+    with store_of_its_own(request, store_backend, request.node.name):
+        yield store_backend
 
 
 def _postgres_unavailable(reason: str):

@@ -549,15 +549,12 @@ class SyncDuckDB(DuckDBResource):
             # conflict"), so both happen one at a time in this process.
             with _OPEN_CLOSE:
                 conn = stack.enter_context(super().get_connection())
+            # Closed here whichever way the block ends: dagster-duckdb closes only on
+            # success, and an exception (e.g. the G13 refusal) must not leave the file open
+            # in this process, held by the traceback.
             stack.callback(_close, conn)
-            try:
-                migrate(conn)  # two cheap queries when nothing is pending
-                yield conn
-            except BaseException:
-                # dagster-duckdb closes only on success; an exception (e.g. the G13 refusal)
-                # must not leave the file open in this process, held by the traceback.
-                _close(conn)
-                raise
+            migrate(conn)  # two cheap queries when nothing is pending
+            yield conn
 
 
 #: Serialises opening and closing DuckDB connections within this process.

@@ -131,19 +131,21 @@ class PlanExecutor:
         def pick(target: str, *ops: str) -> list[PlanRow]:
             return [r for r in rows if r.target == target and r.operation in ops]
 
-        def tripletex() -> None:
-            self.tripletex_writes.write(entity, pick("tripletex", "set_number"), "update")
-            self.tripletex_writes.write(entity, pick("tripletex", "create"), "create")
-            self.tripletex_writes.write(entity, pick("tripletex", "update"), "update")
+        numbers = pick("tripletex", "set_number")
+        creates = pick("tripletex", "create")
+        updates = pick("tripletex", "update")
+        svenn_rows = pick("svenn", *OPERATIONS["svenn"])
 
-        def svenn() -> None:
-            self.svenn_writes.write(pick("svenn", "create", "update", "complete", "delete"))
+        def tripletex() -> None:
+            self.tripletex_writes.write(entity, numbers, "update")
+            self.tripletex_writes.write(entity, creates, "create")
+            self.tripletex_writes.write(entity, updates, "update")
 
         self._links(pick("state", "link"))
         self._settle_bases(pick("state", "update"))
         both_systems(
-            tripletex if pick("tripletex", *OPERATIONS["tripletex"]) else None,
-            svenn if pick("svenn", *OPERATIONS["svenn"]) else None,
+            tripletex if numbers or creates or updates else None,
+            (lambda: self.svenn_writes.write(svenn_rows)) if svenn_rows else None,
         )
         self._detaches(pick("state", "detach"))
         self._finalize_bases()

@@ -272,7 +272,7 @@ def extract_sides(
                     running -= 1
                 else:
                     yield result
-        failures = [f.exception() for f in futures if f.exception() is not None]
+        failures = [e for e in (f.exception() for f in futures) if e is not None]
     if len(failures) == 1:
         raise failures[0]
     if failures:
